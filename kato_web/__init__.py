@@ -1,0 +1,74 @@
+"""kato-web: KATO's deterministic, explainable sequence memory as a WSGI service."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import uuid
+
+from flask import Flask, g, request
+
+from kato_web.config import Config
+from kato_web.errors import register_error_handlers
+from kato_web.extensions import cache, cache_config
+from kato_web.services.context import Context
+from kato_web.store.db import Database
+
+__version__ = "1.0.0"
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the WSGI app: settings, database, cache, blueprints and error handlers."""
+    config = config or Config.from_env()
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        MAX_CONTENT_LENGTH=config.max_request_bytes,
+        SECRET_KEY=config.secret_key or secrets.token_hex(32),
+        JSON_SORT_KEYS=False,
+        TESTING=config.testing,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+    )
+    app.json.sort_keys = False
+    register_extensions(app, config)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_request_hooks(app, config)
+    return app
+
+
+def register_extensions(app: Flask, config: Config) -> None:
+    app.config.update(cache_config(config.cache_url, config.testing))
+    cache.init_app(app)
+    db = Database(config.database_url, config.db_pool_size, config.db_max_overflow)
+    app.extensions["kato"] = Context(config=config, db=db, cache=cache)
+
+
+def register_blueprints(app: Flask) -> None:
+    from kato_web.api.health import bp as health_bp
+    from kato_web.api.sessions import bp as sessions_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(sessions_bp)
+
+
+def register_request_hooks(app: Flask, config: Config) -> None:
+    @app.before_request
+    def _trace():
+        g.trace_id = request.headers.get("X-Trace-ID") or f"kato-{uuid.uuid4().hex}"
+
+    @app.after_request
+    def _headers(response):
+        response.headers["X-Trace-ID"] = getattr(g, "trace_id", None) or f"kato-{uuid.uuid4().hex}"
+        session_id = getattr(g, "session_id", None)
+        if session_id is None and not request.path.startswith("/sessions/"):
+            session_id = request.headers.get("X-Session-ID") or request.cookies.get("session_id")
+        if session_id:
+            response.headers["X-Session-ID"] = session_id
+        response.headers.setdefault("Access-Control-Allow-Origin", request.headers.get("Origin", "*"))
+        response.headers.setdefault("Access-Control-Allow-Credentials", "true")
+        if config.expose_worker_pid:
+            response.headers["X-Worker-PID"] = str(os.getpid())
+        return response
+
+    logging.getLogger("kato_web").setLevel(logging.INFO)

@@ -1,0 +1,30 @@
+"""Root, health and status endpoints (api.md §7.1, §7.5)."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from kato_web import __version__
+from kato_web.api.context import ctx
+from kato_web.services import health as svc
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/")
+def root():
+    return jsonify({
+        "service": "KATO API", "version": __version__,
+        "description": "Knowledge Abstraction for Traceable Outcomes with Multi-User Support",
+        "docs": "/docs", "health": "/health", "status": "running",
+        "uptime_seconds": svc.uptime(ctx()), "architecture": "modular", "session_support": True,
+    })
+
+
+@bp.get("/health")
+def health():
+    return jsonify(svc.health(ctx()))
+
+
+@bp.get("/status")
+def status():
+    return jsonify(svc.status(ctx()))

@@ -1,0 +1,116 @@
+"""Request bodies and their validation, with KATO's 422 error items (api.md §2.2 shape C).
+
+KATO validates with pydantic, so kato-web does too: the same coercions (numeric
+strings become floats for emotives, numbers are not strings) and the same
+`type`/`loc`/`msg`/`input` items.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from flask import Request
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
+
+from kato_web.errors import RequestValidationError
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class CreateSessionRequest(_Body):
+    node_id: str
+    metadata: Optional[dict[str, Any]] = None
+    ttl_seconds: Optional[int] = None
+    config: Optional[dict[str, Any]] = None
+
+    @field_validator("ttl_seconds")
+    @classmethod
+    def _non_negative(cls, v):
+        if v is not None and v < 0:
+            raise ValueError("ttl_seconds must not be negative")
+        return v
+
+
+class ObservationRequest(_Body):
+    strings: list[StrictStr] = []
+    vectors: list[list[float]] = []
+    emotives: dict[str, float] = {}
+    metadata: dict[str, Any] = {}
+    unique_id: Optional[str] = None
+
+    @field_validator("emotives")
+    @classmethod
+    def _finite(cls, v):
+        for value in v.values():
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError("emotive values must be finite numbers")
+        return v
+
+    @field_validator("vectors")
+    @classmethod
+    def _finite_vectors(cls, v):
+        for vector in v:
+            for value in vector:
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise ValueError("vector values must be finite numbers")
+        return v
+
+
+class ObservationSequenceRequest(_Body):
+    observations: list[ObservationRequest]
+    learn_after_each: bool = False
+    learn_at_end: bool = False
+    clear_stm_between: bool = False
+
+
+def _error_items(exc: ValidationError, prefix: tuple) -> list[dict]:
+    items = []
+    for err in exc.errors(include_url=False):
+        item = {"type": err["type"], "loc": list(prefix) + list(err["loc"]), "msg": err["msg"],
+                "input": err.get("input")}
+        if "ctx" in err:
+            item["ctx"] = {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v))
+                           for k, v in err["ctx"].items()}
+        items.append(item)
+    return items
+
+
+def read_json(request: Request, required: bool = True) -> Any:
+    """Return the parsed JSON body, or raise a 422 like FastAPI for a missing or broken one."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if required:
+            raise RequestValidationError([{"type": "missing", "loc": ["body"], "msg": "Field required",
+                                           "input": None}])
+        return None
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        pos = getattr(exc, "pos", 0) or 0
+        raise RequestValidationError([{"type": "json_invalid", "loc": ["body", pos],
+                                       "msg": "JSON decode error", "input": {},
+                                       "ctx": {"error": getattr(exc, "msg", str(exc))}}]) from None
+
+
+def parse(model: type[BaseModel], payload: Any):
+    """Validate `payload` as `model`, raising shape C on failure."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise RequestValidationError(_error_items(exc, ("body",))) from None
+
+
+def query_int(request: Request, name: str, default: int) -> int:
+    """Read an integer query parameter, raising shape C when it is not one."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise RequestValidationError([{
+            "type": "int_parsing", "loc": ["query", name],
+            "msg": "Input should be a valid integer, unable to parse string as an integer",
+            "input": raw}]) from None

@@ -1,0 +1,125 @@
+"""Settings read from KATO_* environment variables, in one place.
+
+Every variable has a documented default (see README.md, "Configuration"). The
+server-side defaults of the 22 session settings (api.md §5.2) are read here too;
+the admin page can override them at run time through the `settings` table.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+# The 22 session configuration keys, in the order KATO emits them (api.md §5.5),
+# with kato-web's defaults (spec/README.md decision 3: filter_pipeline is []).
+SESSION_DEFAULTS: dict = {
+    "max_pattern_length": 0,
+    "persistence": 5,
+    "recall_threshold": 0.1,
+    "indexer_type": "VI",
+    "max_predictions": 100,
+    "sort_symbols": True,
+    "process_predictions": True,
+    "use_token_matching": True,
+    "stm_mode": "CLEAR",
+    "rank_sort_algo": "potential",
+    "filter_pipeline": [],
+    "length_min_ratio": 0.5,
+    "length_max_ratio": 2.0,
+    "jaccard_threshold": 0.3,
+    "jaccard_min_overlap": 2,
+    "minhash_threshold": 0.7,
+    "minhash_bands": 20,
+    "minhash_rows": 5,
+    "minhash_num_hashes": 100,
+    "bloom_false_positive_rate": 0.01,
+    "max_candidates_per_stage": 100000,
+    "enable_filter_metrics": True,
+}
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    return default if value is None else int(value)
+
+
+def _parse_default(key: str, raw: str):
+    """Turn an environment string into the type of the session setting `key`."""
+    template = SESSION_DEFAULTS[key]
+    if isinstance(template, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(template, int):
+        return int(raw)
+    if isinstance(template, float):
+        return float(raw)
+    if isinstance(template, list):
+        raw = raw.strip()
+        if raw.startswith("["):
+            return list(json.loads(raw))
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw
+
+
+def session_defaults_from_env() -> dict:
+    """Return the 22 session defaults, each overridable by KATO_<KEY upper-case>."""
+    defaults = {}
+    for key, value in SESSION_DEFAULTS.items():
+        raw = _env("KATO_" + key.upper())
+        defaults[key] = value if raw is None else _parse_default(key, raw)
+    return defaults
+
+
+def default_database_url() -> str:
+    return "sqlite:///" + str(INSTANCE_DIR / "kato.sqlite3")
+
+
+@dataclass
+class Config:
+    """Everything the app reads from the environment."""
+
+    database_url: str = field(default_factory=default_database_url)
+    cache_url: str | None = None
+    service_name: str = "kato"
+    session_ttl: int = 3600
+    session_auto_extend: bool = True
+    max_request_bytes: int = 10 * 1024 * 1024
+    db_pool_size: int = 5
+    db_max_overflow: int = 5
+    session_defaults: dict = field(default_factory=lambda: dict(SESSION_DEFAULTS))
+    admin_password: str | None = None
+    secret_key: str | None = None
+    expose_worker_pid: bool = False
+    testing: bool = False
+
+    @classmethod
+    def from_env(cls) -> "Config":
+        return cls(
+            database_url=_env("KATO_DATABASE_URL", default_database_url()),
+            cache_url=_env("KATO_CACHE_URL"),
+            service_name=_env("KATO_SERVICE_NAME", "kato"),
+            session_ttl=_env_int("KATO_SESSION_TTL", 3600),
+            session_auto_extend=_env_bool("KATO_SESSION_AUTO_EXTEND", True),
+            max_request_bytes=_env_int("KATO_MAX_REQUEST_BYTES", 10 * 1024 * 1024),
+            db_pool_size=_env_int("KATO_DB_POOL_SIZE", 5),
+            db_max_overflow=_env_int("KATO_DB_MAX_OVERFLOW", 5),
+            session_defaults=session_defaults_from_env(),
+            admin_password=_env("KATO_ADMIN_PASSWORD"),
+            secret_key=_env("KATO_SECRET_KEY"),
+            expose_worker_pid=_env_bool("KATO_EXPOSE_WORKER_PID", False),
+        )

@@ -1,0 +1,171 @@
+"""Session configuration: validation of overrides and the effective 22-key view (api.md §5).
+
+Pure functions: no Flask, no SQL. A session stores overrides only; the effective
+value of a key is the override if set, else the server default.
+"""
+from __future__ import annotations
+
+import math
+
+from kato_web.config import SESSION_DEFAULTS
+
+CONFIG_KEYS: tuple[str, ...] = tuple(SESSION_DEFAULTS)
+
+RANK_SORT_ALGOS: tuple[str, ...] = (
+    "potential", "similarity", "evidence", "confidence", "snr", "fragmentation", "frequency",
+    "normalized_entropy", "global_normalized_entropy", "itfdf_similarity", "confluence",
+    "predictive_information", "bayesian_posterior", "bayesian_prior", "bayesian_likelihood",
+    "tfidf_score",
+)
+INDEXER_TYPES: tuple[str, ...] = ("VI", "LSH", "ANNOY", "FAISS")
+FILTER_STAGES: tuple[str, ...] = ("minhash", "length", "jaccard", "bloom", "rapidfuzz")
+STM_MODES: tuple[str, ...] = ("CLEAR", "ROLLING")
+
+BOOL_MESSAGE = "Must be a boolean (true/false)"
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)
+            and not (isinstance(v, float) and not math.isfinite(v)))
+
+
+def _int_range(lo, hi, message):
+    def check(v):
+        if not _is_int(v) or v < lo or (hi is not None and v > hi):
+            return message
+        return None
+    return check
+
+
+def _number_range(lo, hi, message):
+    def check(v):
+        if not _is_number(v) or v < lo or (hi is not None and v > hi):
+            return message
+        return None
+    return check
+
+
+def _bool(v):
+    return None if isinstance(v, bool) else BOOL_MESSAGE
+
+
+def _one_of(options, message):
+    def check(v):
+        return None if isinstance(v, str) and v in options else message
+    return check
+
+
+def _stm_mode(v):
+    return None if isinstance(v, str) else "Must be a string"
+
+
+def _filter_pipeline(v):
+    if isinstance(v, list) and all(isinstance(x, str) and x in FILTER_STAGES for x in v):
+        return None
+    return "Must be a list of filter names from: " + ", ".join(FILTER_STAGES)
+
+
+# The checks of api.md §5.2 with KATO's messages (§5.4); the keys KATO assigns without
+# checking get checks in the same style, so no bad value can reach the engine.
+CHECKS = {
+    "max_pattern_length": _int_range(0, None, "Must be a non-negative integer"),
+    "persistence": _int_range(1, 100, "Must be an integer between 1 and 100"),
+    "recall_threshold": _number_range(0.0, 1.0, "Must be a number between 0.0 and 1.0"),
+    "indexer_type": _one_of(INDEXER_TYPES, "Must be one of: " + ", ".join(INDEXER_TYPES)),
+    "max_predictions": _int_range(1, 10000, "Must be an integer between 1 and 10000"),
+    "sort_symbols": _bool,
+    "process_predictions": _bool,
+    "use_token_matching": _bool,
+    "stm_mode": _stm_mode,
+    "rank_sort_algo": _one_of(RANK_SORT_ALGOS, "Must be one of: " + ", ".join(RANK_SORT_ALGOS)),
+    "filter_pipeline": _filter_pipeline,
+    "length_min_ratio": _number_range(0.0, 1.0, "Must be a number between 0.0 and 1.0"),
+    "length_max_ratio": _number_range(1.0, None, "Must be a number greater than or equal to 1.0"),
+    "jaccard_threshold": _number_range(0.0, 1.0, "Must be a number between 0.0 and 1.0"),
+    "jaccard_min_overlap": _int_range(1, None, "Must be a positive integer"),
+    "minhash_threshold": _number_range(0.0, 1.0, "Must be a number between 0.0 and 1.0"),
+    "minhash_bands": _int_range(1, 100, "Must be an integer between 1 and 100"),
+    "minhash_rows": _int_range(1, 20, "Must be an integer between 1 and 20"),
+    "minhash_num_hashes": _int_range(10, 256, "Must be an integer between 10 and 256"),
+    "bloom_false_positive_rate": _number_range(0.0001, 0.1, "Must be a number between 0.0001 and 0.1"),
+    "max_candidates_per_stage": _int_range(100, None, "Must be an integer of at least 100"),
+    "enable_filter_metrics": _bool,
+}
+
+
+def _normalise(key: str, value):
+    """Store floats as floats and unknown STM modes as CLEAR (api.md §5.2 row 9)."""
+    if key == "stm_mode" and value not in STM_MODES:
+        return "CLEAR"
+    if isinstance(SESSION_DEFAULTS[key], float) and _is_int(value):
+        return float(value)
+    if key == "filter_pipeline":
+        return list(value)
+    return value
+
+
+def check_values(values: dict) -> dict[str, str]:
+    """Return {key: message} for every invalid known key in `values`."""
+    errors = {}
+    for key, value in values.items():
+        check = CHECKS.get(key)
+        if check is not None:
+            message = check(value)
+            if message:
+                errors[key] = message
+    return errors
+
+
+def overrides_from_create(config) -> dict:
+    """Return the overrides of a create request: all valid keys, or none at all (api.md §5.3)."""
+    if not isinstance(config, dict):
+        return {}
+    known = {k: v for k, v in config.items() if k in CHECKS and v is not None}
+    if check_values(known):
+        return {}
+    return {k: _normalise(k, v) for k, v in known.items()}
+
+
+def overrides_from_update(update: dict) -> tuple[dict, dict[str, str]]:
+    """Return (overrides to apply, errors) for a config update (api.md §5.4).
+
+    A `sort` key is type-checked as KATO does but never stored; `null` resets a key
+    to the server default.
+    """
+    errors = {}
+    if "sort" in update and not isinstance(update["sort"], bool):
+        errors["sort"] = BOOL_MESSAGE
+    known = {k: v for k, v in update.items() if k in CHECKS}
+    errors.update(check_values({k: v for k, v in known.items() if v is not None}))
+    if errors:
+        return {}, errors
+    applied = {k: (None if v is None else _normalise(k, v)) for k, v in known.items()}
+    # Token matching implies sorting unless the client said otherwise (§5.4 step 3).
+    if "use_token_matching" in applied and "sort_symbols" not in applied and applied["use_token_matching"] is not None:
+        applied["sort_symbols"] = applied["use_token_matching"]
+    return applied, {}
+
+
+def merge_overrides(current: dict, applied: dict) -> dict:
+    merged = dict(current)
+    for key, value in applied.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def effective_config(overrides: dict, defaults: dict) -> dict:
+    """Return all 22 keys in KATO's order: override if set, else the server default."""
+    out = {}
+    for key in CONFIG_KEYS:
+        value = overrides.get(key)
+        if value is None:
+            value = defaults.get(key, SESSION_DEFAULTS[key])
+        out[key] = list(value) if isinstance(value, list) else value
+    return out

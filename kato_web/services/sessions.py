@@ -1,0 +1,167 @@
+"""Session use cases: create, inspect, configure, extend, delete (api.md §4, §5, §7.2).
+
+Each function runs in one transaction. Every session-scoped call slides the expiry
+to now + ttl_seconds (with auto-extend on), reads included (spec/README.md 10.3).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from datetime import datetime, timezone
+
+from kato_web.errors import ApiError, SessionNotFound
+from kato_web.services import session_config
+from kato_web.services.context import Context
+from kato_web.store import repositories as repo
+
+_NODE_UNSAFE = re.compile(r'[/\\. "$*<>:|?\-]')
+KB_ID_MAX = 60
+
+
+def kb_id_for(node_id: str, service_name: str) -> str:
+    """Derive the long-term-memory namespace of a node (api.md §3.2)."""
+    node = _NODE_UNSAFE.sub("_", node_id)
+    service = service_name.replace("-", "_")
+    candidate = f"{node}_{service}"
+    if len(candidate) <= KB_ID_MAX:
+        return candidate
+    digest = hashlib.md5(node.encode("utf-8")).hexdigest()[:8]
+    node = f"{node[:KB_ID_MAX - len(service) - 10]}_{digest}"
+    return f"{node}_{service}"
+
+
+def new_session_id(now: float) -> str:
+    return f"session-{uuid.uuid4().hex}-{int(now * 1000)}"
+
+
+def iso_z(ts: float) -> str:
+    """Format an epoch like pydantic does for an aware UTC datetime: microseconds and Z."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso_offset(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+
+
+def server_defaults(ctx: Context, conn) -> dict:
+    """Return the effective server defaults: environment, overlaid by admin settings."""
+    defaults = dict(ctx.config.session_defaults)
+    for key, value in repo.load_settings(conn).items():
+        if key in defaults:
+            defaults[key] = value
+    return defaults
+
+
+def session_view(row: dict, defaults: dict, now: float, ttl_seconds: int | None = None) -> dict:
+    return {
+        "session_id": row["session_id"],
+        "node_id": row["node_id"],
+        "created_at": iso_z(row["created_at"]),
+        "expires_at": iso_z(row["expires_at"]),
+        "ttl_seconds": ttl_seconds if ttl_seconds is not None else max(0, int(row["expires_at"] - now)),
+        "metadata": row["metadata"] or {},
+        "session_config": session_config.effective_config(row["config"] or {}, defaults),
+    }
+
+
+def open_session(ctx: Context, conn, session_id: str, shape: str = "D") -> dict:
+    """Return the live session row, locked and with its expiry slid, or raise 404."""
+    now = ctx.clock()
+    row = repo.touch_session(conn, session_id, now, slide=ctx.config.session_auto_extend)
+    if row is None:
+        raise SessionNotFound(session_id, shape)
+    return row
+
+
+def create_session(ctx: Context, node_id: str, metadata: dict | None, ttl_seconds: int | None,
+                   config: dict | None) -> dict:
+    now = ctx.clock()
+    ttl = ttl_seconds or ctx.config.session_ttl
+    kb_id = kb_id_for(node_id, ctx.config.service_name)
+    row = {
+        "session_id": new_session_id(now), "node_id": node_id, "kb_id": kb_id,
+        "created_at": now, "expires_at": now + ttl, "ttl_seconds": ttl,
+        "metadata": metadata or {}, "config": session_config.overrides_from_create(config),
+        "state": {}, "prediction_input": None, "predictions": None, "access_count": 0,
+    }
+    with ctx.db.transaction() as conn:
+        repo.ensure_node(conn, kb_id, now)
+        repo.insert_session(conn, row)
+        defaults = server_defaults(ctx, conn)
+    return session_view(row, defaults, now, ttl_seconds=ttl)
+
+
+def count_sessions(ctx: Context) -> int:
+    with ctx.db.transaction(write=False) as conn:
+        return repo.count_live_sessions(conn, ctx.clock())
+
+
+def session_exists(ctx: Context, session_id: str) -> dict:
+    """Check a session without sliding its expiry; an expired record is removed."""
+    now = ctx.clock()
+    with ctx.db.transaction() as conn:
+        row = repo.get_session(conn, session_id)
+        if row is None:
+            return {"exists": False, "expired": False, "session_id": session_id}
+        if row["expires_at"] <= now:
+            repo.delete_session(conn, session_id)
+            return {"exists": False, "expired": True, "session_id": session_id}
+    return {"exists": True, "expired": False, "session_id": session_id}
+
+
+def get_session(ctx: Context, session_id: str) -> dict:
+    with ctx.db.transaction() as conn:
+        row = open_session(ctx, conn, session_id, shape="A")
+        defaults = server_defaults(ctx, conn)
+    return session_view(row, defaults, ctx.clock())
+
+
+def delete_session(ctx: Context, session_id: str) -> dict:
+    with ctx.db.transaction() as conn:
+        open_session(ctx, conn, session_id)
+        repo.delete_session(conn, session_id)
+    return {"status": "deleted", "session_id": session_id}
+
+
+def get_config(ctx: Context, session_id: str) -> dict:
+    with ctx.db.transaction() as conn:
+        row = open_session(ctx, conn, session_id)
+        defaults = server_defaults(ctx, conn)
+    return {"session_id": session_id, "config": session_config.effective_config(row["config"] or {}, defaults)}
+
+
+def update_config(ctx: Context, session_id: str, body) -> dict:
+    with ctx.db.transaction() as conn:
+        row = open_session(ctx, conn, session_id)
+        if not isinstance(body, dict):
+            raise ApiError(422, [{"type": "dict_type", "loc": ["body"],
+                                  "msg": "Input should be a valid dictionary", "input": body}])
+        update = body.get("config", body) if "config" in body else body
+        if update is None:
+            update = {}
+        if not isinstance(update, dict):
+            raise ApiError(422, [{"type": "dict_type", "loc": ["body", "config"],
+                                  "msg": "Input should be a valid dictionary", "input": update}])
+        applied, errors = session_config.overrides_from_update(update)
+        if errors:
+            raise ApiError(400, {"error": "Configuration validation failed", "validation_errors": errors})
+        repo.update_session(conn, session_id,
+                            config=session_config.merge_overrides(row["config"] or {}, applied))
+    return {"status": "okay", "message": "Configuration updated", "session_id": session_id}
+
+
+def extend_session(ctx: Context, session_id: str, ttl_seconds: int) -> dict:
+    with ctx.db.transaction() as conn:
+        open_session(ctx, conn, session_id)
+        if ttl_seconds <= 0:
+            raise ApiError(422, [{"type": "greater_than", "loc": ["query", "ttl_seconds"],
+                                  "msg": "Input should be greater than 0", "input": ttl_seconds,
+                                  "ctx": {"gt": 0}}])
+        repo.update_session(conn, session_id, expires_at=ctx.clock() + ttl_seconds)
+    return {"status": "extended", "session_id": session_id, "ttl_seconds": ttl_seconds}
+
+
+def sweep_expired(ctx: Context) -> int:
+    with ctx.db.transaction() as conn:
+        return repo.delete_expired_sessions(conn, ctx.clock())

@@ -1,0 +1,95 @@
+"""Typed SQLAlchemy 2.0 models: the shape of everything kato-web stores.
+
+Alembic migrations create exactly these tables (a test compares them). Times are
+stored as float Unix epochs so SQLite and PostgreSQL behave the same.
+"""
+from __future__ import annotations
+
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Node(Base):
+    """A knowledge base (KATO's kb_id) with its global counters (engine.md §4.5)."""
+
+    __tablename__ = "nodes"
+
+    kb_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    # Bumped by every learn and clear-all: workers refresh their caches from it.
+    change_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    # Bumped by clear-all only: a cache built for an older generation is discarded.
+    generation: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    vector_dim: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    total_unique_patterns: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    total_pattern_frequencies: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    total_symbols_in_patterns_frequencies: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    symbol_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class Pattern(Base):
+    """A learned pattern of one node (engine.md §4)."""
+
+    __tablename__ = "patterns"
+
+    kb_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)  # bare SHA-1 hex
+    events: Mapped[list] = mapped_column(JSON, nullable=False)
+    length: Mapped[int] = mapped_column(Integer, nullable=False)
+    frequency: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
+    emotives: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    pattern_metadata: Mapped[dict] = mapped_column("metadata", JSON, nullable=False, default=dict)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    created_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    updated_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (Index("ix_patterns_kb_updated_seq", "kb_id", "updated_seq"),)
+
+
+class Symbol(Base):
+    """Per-node symbol statistics: freq and pattern-member frequency (engine.md §4.5)."""
+
+    __tablename__ = "symbols"
+
+    kb_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    frequency: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    pattern_member_frequency: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    updated_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+    __table_args__ = (Index("ix_symbols_kb_updated_seq", "kb_id", "updated_seq"),)
+
+
+class Session(Base):
+    """A client session: STM, accumulators, time, overrides and expiry (api.md §4)."""
+
+    __tablename__ = "sessions"
+
+    session_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    node_id: Mapped[str] = mapped_column(Text, nullable=False)  # raw, as the client sent it
+    kb_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+    ttl_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    session_metadata: Mapped[dict] = mapped_column("metadata", JSON, nullable=False, default=dict)
+    config: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)  # overrides only
+    state: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)  # stm, accumulators, time, percept
+    # Observe-time predictions (spec/README.md decision 9): the inputs are kept and the
+    # result is computed on first read, then stored here.
+    prediction_input: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    predictions: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    access_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class Setting(Base):
+    """A server-wide default set from the admin page; overrides the environment."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[object] = mapped_column(JSON, nullable=False)
+    updated_at: Mapped[float] = mapped_column(Float, nullable=False)

@@ -1,0 +1,272 @@
+"""Repositories: the only place that speaks SQL. They take an open connection.
+
+Each function runs inside the caller's transaction (see `Database.transaction`),
+so a service composes several of them atomically.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Text, case, cast, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from .models import Node, Pattern, Session, Setting, Symbol
+
+nodes_t = Node.__table__
+patterns_t = Pattern.__table__
+symbols_t = Symbol.__table__
+sessions_t = Session.__table__
+settings_t = Setting.__table__
+
+# SQLite caps bound parameters per statement; stay well below it.
+_ROWS_PER_STATEMENT = 500
+
+
+def _upsert(conn: Connection, table):
+    """Return the dialect's INSERT that supports ON CONFLICT."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database dialect {conn.dialect.name!r}")
+
+
+# ---------------------------------------------------------------- sessions
+
+def insert_session(conn: Connection, row: dict) -> None:
+    conn.execute(insert(sessions_t).values(**row))
+
+
+def touch_session(conn: Connection, session_id: str, now: float, slide: bool,
+                  lock: bool = True) -> dict | None:
+    """Return the live session row (locked until commit when `lock`), sliding its expiry.
+
+    Sliding never moves expiry backwards, so an explicit extend lasts at least until
+    the time it set (spec/README.md decision 10.3).
+    """
+    if slide:
+        new_expiry = now + sessions_t.c.ttl_seconds
+        stmt = (
+            update(sessions_t)
+            .where(sessions_t.c.session_id == session_id, sessions_t.c.expires_at > now)
+            .values(
+                expires_at=case((sessions_t.c.expires_at < new_expiry, new_expiry),
+                                else_=sessions_t.c.expires_at),
+                access_count=sessions_t.c.access_count + 1,
+            )
+            .returning(*sessions_t.c)
+        )
+        row = conn.execute(stmt).mappings().first()
+        return dict(row) if row else None
+    stmt = select(sessions_t).where(sessions_t.c.session_id == session_id,
+                                   sessions_t.c.expires_at > now)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).mappings().first()
+    return dict(row) if row else None
+
+
+def get_session(conn: Connection, session_id: str) -> dict | None:
+    row = conn.execute(select(sessions_t).where(sessions_t.c.session_id == session_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def update_session(conn: Connection, session_id: str, **values: Any) -> None:
+    conn.execute(update(sessions_t).where(sessions_t.c.session_id == session_id).values(**values))
+
+
+def delete_session(conn: Connection, session_id: str) -> bool:
+    return conn.execute(delete(sessions_t).where(sessions_t.c.session_id == session_id)).rowcount > 0
+
+
+def count_live_sessions(conn: Connection, now: float) -> int:
+    return conn.execute(select(func.count()).select_from(sessions_t)
+                        .where(sessions_t.c.expires_at > now)).scalar_one()
+
+
+def delete_expired_sessions(conn: Connection, now: float) -> int:
+    return conn.execute(delete(sessions_t).where(sessions_t.c.expires_at <= now)).rowcount
+
+
+def list_sessions(conn: Connection, now: float, limit: int = 100, offset: int = 0) -> list[dict]:
+    rows = conn.execute(
+        select(sessions_t).where(sessions_t.c.expires_at > now)
+        .order_by(sessions_t.c.created_at.desc(), sessions_t.c.session_id)
+        .limit(limit).offset(offset)
+    ).mappings().all()
+    return [dict(r) for r in rows]
+
+
+# ---------------------------------------------------------------- nodes
+
+def ensure_node(conn: Connection, kb_id: str, now: float) -> None:
+    stmt = _upsert(conn, nodes_t).values(
+        kb_id=kb_id, created_at=now, change_seq=0, generation=0, vector_dim=None,
+        total_unique_patterns=0, total_pattern_frequencies=0,
+        total_symbols_in_patterns_frequencies=0, symbol_count=0,
+    ).on_conflict_do_nothing(index_elements=["kb_id"])
+    conn.execute(stmt)
+
+
+def get_node(conn: Connection, kb_id: str) -> dict | None:
+    row = conn.execute(select(nodes_t).where(nodes_t.c.kb_id == kb_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def lock_node_for_change(conn: Connection, kb_id: str, now: float) -> dict:
+    """Bump the node's change sequence, locking its row until commit; return the row."""
+    ensure_node(conn, kb_id, now)
+    stmt = (update(nodes_t).where(nodes_t.c.kb_id == kb_id)
+            .values(change_seq=nodes_t.c.change_seq + 1).returning(*nodes_t.c))
+    return dict(conn.execute(stmt).mappings().one())
+
+
+def claim_vector_dimension(conn: Connection, kb_id: str, dim: int, now: float) -> int:
+    """Lock in `dim` as the node's vector dimension if it has none; return the node's dimension."""
+    ensure_node(conn, kb_id, now)
+    conn.execute(update(nodes_t).where(nodes_t.c.kb_id == kb_id, nodes_t.c.vector_dim.is_(None))
+                 .values(vector_dim=dim))
+    return conn.execute(select(nodes_t.c.vector_dim).where(nodes_t.c.kb_id == kb_id)).scalar_one()
+
+
+def list_nodes(conn: Connection) -> list[dict]:
+    rows = conn.execute(select(nodes_t).order_by(nodes_t.c.kb_id)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+# ---------------------------------------------------------------- settings
+
+def load_settings(conn: Connection) -> dict:
+    return {r.key: r.value for r in conn.execute(select(settings_t.c.key, settings_t.c.value))}
+
+
+def save_setting(conn: Connection, key: str, value: Any, now: float) -> None:
+    stmt = _upsert(conn, settings_t).values(key=key, value=value, updated_at=now)
+    stmt = stmt.on_conflict_do_update(index_elements=["key"],
+                                      set_={"value": stmt.excluded.value,
+                                            "updated_at": stmt.excluded.updated_at})
+    conn.execute(stmt)
+
+
+def delete_setting(conn: Connection, key: str) -> None:
+    conn.execute(delete(settings_t).where(settings_t.c.key == key))
+
+
+# ---------------------------------------------------------------- patterns and symbols
+
+def learn_pattern(conn: Connection, kb_id: str, name: str, events: list, length: int,
+                  symbol_counts: dict[str, int], emotives_window_fn, metadata_merge_fn,
+                  now: float) -> dict:
+    """Record one learn of a pattern atomically; return {'frequency', 'is_new', 'seq'}.
+
+    The node row is locked first (its change sequence is bumped), so learns on one
+    node are serialised and no two transactions lock symbol rows in opposite orders.
+    `emotives_window_fn(old_window)` and `metadata_merge_fn(old_metadata, is_new)`
+    compute the new JSON values while the pattern row is locked.
+    """
+    node = lock_node_for_change(conn, kb_id, now)
+    seq = node["change_seq"]
+    stmt = _upsert(conn, patterns_t).values(
+        kb_id=kb_id, name=name, events=events, length=length, frequency=1,
+        emotives=[], created_at=now, created_seq=seq, updated_seq=seq, **{"metadata": {}},
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["kb_id", "name"],
+        set_={"frequency": patterns_t.c.frequency + 1, "updated_seq": stmt.excluded.updated_seq},
+    ).returning(patterns_t.c.frequency, patterns_t.c.emotives, patterns_t.c["metadata"])
+    row = conn.execute(stmt).one()
+    frequency, old_window, old_metadata = row[0], row[1], row[2]
+    is_new = frequency == 1
+    new_window = emotives_window_fn(old_window or [])
+    new_metadata = metadata_merge_fn(old_metadata or {}, is_new)
+    if new_window != (old_window or []) or new_metadata != (old_metadata or {}):
+        conn.execute(update(patterns_t)
+                     .where(patterns_t.c.kb_id == kb_id, patterns_t.c.name == name)
+                     .values({"emotives": new_window, "metadata": new_metadata}))
+
+    new_symbols = 0
+    items = sorted(symbol_counts.items())
+    for start in range(0, len(items), _ROWS_PER_STATEMENT):
+        chunk = items[start:start + _ROWS_PER_STATEMENT]
+        ins = _upsert(conn, symbols_t).values([
+            {"kb_id": kb_id, "symbol": sym, "frequency": count,
+             "pattern_member_frequency": 1 if is_new else 0, "updated_seq": seq}
+            for sym, count in chunk
+        ])
+        ins = ins.on_conflict_do_update(
+            index_elements=["kb_id", "symbol"],
+            set_={"frequency": symbols_t.c.frequency + ins.excluded.frequency,
+                  "pattern_member_frequency": symbols_t.c.pattern_member_frequency
+                  + ins.excluded.pattern_member_frequency,
+                  "updated_seq": ins.excluded.updated_seq},
+        ).returning(symbols_t.c.symbol, symbols_t.c.frequency)
+        counts = dict(chunk)
+        # A row is new iff its frequency equals what this learn added (older rows are larger).
+        new_symbols += sum(1 for sym, freq in conn.execute(ins) if freq == counts[sym])
+
+    conn.execute(update(nodes_t).where(nodes_t.c.kb_id == kb_id).values(
+        total_unique_patterns=nodes_t.c.total_unique_patterns + (1 if is_new else 0),
+        total_pattern_frequencies=nodes_t.c.total_pattern_frequencies + (1 if is_new else 0),
+        total_symbols_in_patterns_frequencies=nodes_t.c.total_symbols_in_patterns_frequencies + length,
+        symbol_count=nodes_t.c.symbol_count + new_symbols,
+    ))
+    return {"frequency": frequency, "is_new": is_new, "seq": seq}
+
+
+def clear_node(conn: Connection, kb_id: str, now: float) -> None:
+    """Delete all long-term memory of a node and reset its counters (clear-all)."""
+    lock_node_for_change(conn, kb_id, now)
+    conn.execute(delete(patterns_t).where(patterns_t.c.kb_id == kb_id))
+    conn.execute(delete(symbols_t).where(symbols_t.c.kb_id == kb_id))
+    conn.execute(update(nodes_t).where(nodes_t.c.kb_id == kb_id).values(
+        generation=nodes_t.c.generation + 1, vector_dim=None,
+        total_unique_patterns=0, total_pattern_frequencies=0,
+        total_symbols_in_patterns_frequencies=0, symbol_count=0,
+    ))
+    # Stored observe-time predictions of this node's sessions are part of its LTM view.
+    conn.execute(update(sessions_t).where(sessions_t.c.kb_id == kb_id)
+                 .values(predictions=None, prediction_input=None))
+
+
+def get_pattern(conn: Connection, kb_id: str, name: str) -> dict | None:
+    row = conn.execute(select(patterns_t).where(patterns_t.c.kb_id == kb_id,
+                                                patterns_t.c.name == name)).mappings().first()
+    return dict(row) if row else None
+
+
+def patterns_changed_since(conn: Connection, kb_id: str, after_seq: int, upto_seq: int) -> list[dict]:
+    rows = conn.execute(
+        select(patterns_t.c.name, patterns_t.c.events, patterns_t.c.frequency, patterns_t.c.emotives,
+               patterns_t.c.length, patterns_t.c.created_seq, patterns_t.c.updated_seq)
+        .where(patterns_t.c.kb_id == kb_id, patterns_t.c.updated_seq > after_seq,
+               patterns_t.c.updated_seq <= upto_seq)
+    ).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def symbols_changed_since(conn: Connection, kb_id: str, after_seq: int, upto_seq: int) -> list[tuple]:
+    return [tuple(r) for r in conn.execute(
+        select(symbols_t.c.symbol, symbols_t.c.pattern_member_frequency, symbols_t.c.frequency)
+        .where(symbols_t.c.kb_id == kb_id, symbols_t.c.updated_seq > after_seq,
+               symbols_t.c.updated_seq <= upto_seq)
+    )]
+
+
+def count_patterns(conn: Connection, kb_id: str) -> int:
+    return conn.execute(select(func.count()).select_from(patterns_t)
+                        .where(patterns_t.c.kb_id == kb_id)).scalar_one()
+
+
+def search_patterns(conn: Connection, kb_id: str, name_prefix: str | None = None,
+                    symbol: str | None = None, limit: int = 50, offset: int = 0) -> list[dict]:
+    stmt = select(patterns_t).where(patterns_t.c.kb_id == kb_id)
+    if name_prefix:
+        stmt = stmt.where(patterns_t.c.name.startswith(name_prefix, autoescape=True))
+    if symbol:
+        # Events are stored as JSON text; a quoted symbol occurs in it iff the symbol does.
+        stmt = stmt.where(cast(patterns_t.c.events, Text).contains(json.dumps(symbol), autoescape=True))
+    stmt = stmt.order_by(patterns_t.c.frequency.desc(), patterns_t.c.name).limit(limit).offset(offset)
+    return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
