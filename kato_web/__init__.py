@@ -46,10 +46,12 @@ def register_extensions(app: Flask, config: Config) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from kato_web.api.health import bp as health_bp
+    from kato_web.api.operations import bp as operations_bp
     from kato_web.api.sessions import bp as sessions_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(sessions_bp)
+    app.register_blueprint(operations_bp)
 
 
 def register_request_hooks(app: Flask, config: Config) -> None:

@@ -78,11 +78,17 @@ class Database:
             self._pid = os.getpid()
 
     @contextmanager
-    def transaction(self, write: bool = True) -> Iterator[Connection]:
-        """Run a block in one transaction: commit on success, roll back on error."""
+    def transaction(self, write: bool = True, snapshot: bool = False) -> Iterator[Connection]:
+        """Run a block in one transaction: commit on success, roll back on error.
+
+        `snapshot` asks for one consistent view across several reads (PostgreSQL
+        REPEATABLE READ; a SQLite read transaction in WAL mode already is one).
+        """
         self._check_fork()
         with self.engine.connect() as conn:
             conn.info["write"] = write
+            if snapshot and not self.sqlite:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 yield conn
 

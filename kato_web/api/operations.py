@@ -1,0 +1,89 @@
+"""Session-scoped KATO operations and node-level lookups (api.md §7.3, §7.4)."""
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, jsonify, request
+
+from kato_web.api.context import ctx, mark_session
+from kato_web.api.schemas import ObservationRequest, ObservationSequenceRequest, parse, read_json
+from kato_web.engine.observation import Observation
+from kato_web.errors import RequestValidationError
+from kato_web.services import operations as ops
+from kato_web.services import patterns as pattern_svc
+from kato_web.services import predict as predict_svc
+from kato_web.services.sessions import open_session
+
+bp = Blueprint("operations", __name__)
+
+
+def _validated(model, session_id: str):
+    """Validate the body, but let a missing session win over a bad body (api.md §2.3)."""
+    try:
+        return parse(model, read_json(request))
+    except RequestValidationError:
+        with ctx().db.transaction() as conn:
+            open_session(ctx(), conn, session_id)
+        raise
+
+
+def _observation(item: ObservationRequest, unique_id: str | None) -> Observation:
+    return Observation(strings=list(item.strings), vectors=[list(v) for v in item.vectors],
+                       emotives=dict(item.emotives), metadata=dict(item.metadata), unique_id=unique_id)
+
+
+@bp.post("/sessions/<session_id>/observe")
+def observe(session_id):
+    body = _validated(ObservationRequest, session_id)
+    # /observe ignores a client unique_id and always makes one (api.md §6.1)
+    result = ops.observe(ctx(), session_id, _observation(body, "obs-" + uuid.uuid4().hex))
+    mark_session(session_id)
+    return jsonify(result)
+
+
+@bp.post("/sessions/<session_id>/observe-sequence")
+def observe_sequence(session_id):
+    body = _validated(ObservationSequenceRequest, session_id)
+    observations = [_observation(item, item.unique_id or None) for item in body.observations]
+    result = ops.observe_sequence(ctx(), session_id, observations, body.learn_after_each,
+                                  body.learn_at_end, body.clear_stm_between)
+    mark_session(session_id)
+    return jsonify(result)
+
+
+def _simple(route: str, method: str, func):
+    def view(session_id):
+        result = func(ctx(), session_id)
+        mark_session(session_id)
+        return jsonify(result)
+    view.__name__ = func.__name__
+    bp.add_url_rule(route, endpoint=func.__name__, view_func=view, methods=[method])
+
+
+_simple("/sessions/<session_id>/stm", "GET", ops.get_stm)
+_simple("/sessions/<session_id>/learn", "POST", ops.learn)
+_simple("/sessions/<session_id>/clear-stm", "POST", ops.clear_stm)
+_simple("/sessions/<session_id>/clear-all", "POST", ops.clear_all)
+_simple("/sessions/<session_id>/predictions", "GET", predict_svc.session_predictions)
+_simple("/sessions/<session_id>/percept-data", "GET", ops.percept_data)
+_simple("/sessions/<session_id>/cognition-data", "GET", ops.cognition_data)
+
+
+def _request_node() -> str:
+    return pattern_svc.resolve_node(ctx(), request.args.get("node_id"), request.headers.get("x-test-id"),
+                                    request.headers.get("x-node-id"))
+
+
+@bp.get("/pattern/<path:pattern_id>")
+def get_pattern(pattern_id):
+    return jsonify(pattern_svc.get_pattern(ctx(), _request_node(), pattern_id))
+
+
+@bp.get("/percept-data")
+def node_percept_data():
+    return jsonify(pattern_svc.node_percept_data(_request_node()))
+
+
+@bp.get("/cognition-data")
+def node_cognition_data():
+    return jsonify(pattern_svc.node_cognition_data(_request_node()))

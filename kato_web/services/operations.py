@@ -1,0 +1,203 @@
+"""Session-scoped KATO operations: observe, learn, STM, clear, percept and cognition data.
+
+Each mutating call holds the session row lock for its whole transaction (api.md §4.7),
+so concurrent requests on one session never lose an event. Learning goes through
+`repo.learn_pattern`, which serialises on the node row and upserts atomically.
+"""
+from __future__ import annotations
+
+from kato_web.engine import stm as stm_engine
+from kato_web.engine.observation import Observation, VectorDimensionError
+from kato_web.engine.pattern import LearnRequest, merge_metadata, push_emotive_window
+from kato_web.errors import ApiError
+from kato_web.services import predict
+from kato_web.services.context import Context
+from kato_web.services.session_config import effective_config
+from kato_web.services.sessions import open_session, server_defaults
+from kato_web.store import repositories as repo
+
+
+def _stm_config(config: dict) -> stm_engine.StmConfig:
+    return stm_engine.StmConfig(max_pattern_length=config["max_pattern_length"], stm_mode=config["stm_mode"],
+                                sort_symbols=config["sort_symbols"],
+                                process_predictions=config["process_predictions"])
+
+
+def _load(ctx: Context, conn, session_id: str):
+    row = open_session(ctx, conn, session_id)
+    config = effective_config(row["config"] or {}, server_defaults(ctx, conn))
+    return row, config, stm_engine.SessionState.from_dict(row["state"])
+
+
+def store_learn(ctx: Context, conn, kb_id: str, request: LearnRequest, persistence: int) -> dict:
+    """Record one learned pattern in the node's long-term memory (engine.md §4)."""
+    return repo.learn_pattern(
+        conn, kb_id, request.hash, request.events, request.length, request.symbol_counts,
+        emotives_window_fn=lambda old: push_emotive_window(old, request.emotives, persistence),
+        metadata_merge_fn=lambda old, _is_new: merge_metadata(old, request.metadata),
+        now=ctx.clock(),
+    )
+
+
+def _vector_dimension(ctx: Context, conn, row: dict, observations: list[Observation]) -> int | None:
+    """Return the node's locked vector dimension (None if it has none yet)."""
+    if not any(o.vectors for o in observations):
+        return None
+    node = repo.get_node(conn, row["kb_id"])
+    return node["vector_dim"] if node else None
+
+
+def _lock_dimension(ctx: Context, conn, kb_id: str, dim: int | None, expected: int | None) -> None:
+    if dim is None or expected is not None:
+        return
+    locked = repo.claim_vector_dimension(conn, kb_id, dim, ctx.clock())
+    if locked != dim:  # another session locked a different dimension first
+        raise VectorDimensionError(f"Vector dimension {dim} does not match this node's dimension {locked}",
+                                   expected_dimension=locked, actual_dimension=dim)
+
+
+def _dimension_error(err: VectorDimensionError) -> ApiError:
+    return ApiError(400, err.as_detail())
+
+
+def _prediction_fields(ctx: Context, kb_id: str, prediction_stm, config: dict, learns_follow: bool) -> dict:
+    """Decide what the session stores for observe-time predictions (spec/README.md decision 9).
+
+    Predictions are computed lazily on the first cognition-data read, from the stored
+    inputs. When a learn follows in this same request it would change the knowledge the
+    predictions must see, so then they are computed now, before that learn is stored.
+    """
+    if prediction_stm is None:
+        return {"prediction_input": None, "predictions": []}
+    prediction_input = {"stm": prediction_stm, "config": predict.prediction_settings(config)}
+    if learns_follow:
+        return {"prediction_input": prediction_input,
+                "predictions": predict.compute(ctx, kb_id, prediction_stm, config)[0]}
+    return {"prediction_input": prediction_input, "predictions": None}
+
+
+def observe(ctx: Context, session_id: str, obs: Observation) -> dict:
+    with ctx.db.transaction() as conn:
+        row, config, state = _load(ctx, conn, session_id)
+        expected = _vector_dimension(ctx, conn, row, [obs])
+        try:
+            outcome = stm_engine.observe(state, obs, _stm_config(config), expected_dim=expected)
+            _lock_dimension(ctx, conn, row["kb_id"], outcome.vector_dimension, expected)
+        except VectorDimensionError as err:
+            raise _dimension_error(err) from None
+        values = {"state": outcome.state.to_dict()}
+        if outcome.event:
+            values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
+                                             learns_follow=bool(outcome.learned)))
+        for request in outcome.learned:
+            store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
+        repo.update_session(conn, session_id, **values)
+    return {"status": "okay", "session_id": session_id, "processor_id": row["node_id"],
+            "stm_length": len(outcome.state.stm), "time": outcome.state.time,
+            "unique_id": obs.unique_id, "auto_learned_pattern": outcome.auto_learned_pattern}
+
+
+def observe_sequence(ctx: Context, session_id: str, observations: list[Observation],
+                     learn_after_each: bool, learn_at_end: bool, clear_stm_between: bool) -> dict:
+    with ctx.db.transaction() as conn:
+        row, config, state = _load(ctx, conn, session_id)
+        expected = _vector_dimension(ctx, conn, row, observations)
+        try:
+            outcome = stm_engine.observe_sequence(
+                state, observations, _stm_config(config), learn_after_each=learn_after_each,
+                learn_at_end=learn_at_end, clear_stm_between=clear_stm_between, expected_dim=expected)
+            _lock_dimension(ctx, conn, row["kb_id"], outcome.vector_dimension, expected)
+        except VectorDimensionError as err:
+            raise _dimension_error(err) from None
+        if observations:
+            values = {"state": outcome.state.to_dict()}
+            split = outcome.learns_before_prediction
+            for request in outcome.learned[:split]:
+                store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
+            if outcome.predictions_updated:
+                if outcome.prediction_stm is not None and len(outcome.learned) > split:
+                    # Predictions must see this request's earlier learns (not yet committed,
+                    # so only this transaction sees them) and none of the later ones.
+                    values.update({
+                        "prediction_input": {"stm": outcome.prediction_stm,
+                                             "config": predict.prediction_settings(config)},
+                        "predictions": predict.compute_in_transaction(
+                            conn, row["kb_id"], outcome.prediction_stm, config)[0]})
+                else:
+                    values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
+                                                     learns_follow=False))
+            for request in outcome.learned[split:]:
+                store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
+            repo.update_session(conn, session_id, **values)
+    return {"status": "completed", "processor_id": row["node_id"],
+            "observations_processed": len(observations),
+            "initial_stm_length": outcome.initial_stm_length, "final_stm_length": outcome.final_stm_length,
+            "results": outcome.results, "auto_learned_patterns": outcome.auto_learned_patterns,
+            "final_learned_pattern": outcome.final_learned_pattern, "isolated": clear_stm_between}
+
+
+def get_stm(ctx: Context, session_id: str) -> dict:
+    with ctx.db.transaction() as conn:
+        row = open_session(ctx, conn, session_id)
+    stm = stm_engine.SessionState.from_dict(row["state"]).stm
+    return {"stm": stm, "session_id": session_id, "length": len(stm)}
+
+
+def learn(ctx: Context, session_id: str) -> dict:
+    with ctx.db.transaction() as conn:
+        row, config, state = _load(ctx, conn, session_id)
+        if not state.stm:
+            raise ApiError(400, "Cannot learn from empty STM")
+        new_state, request = stm_engine.learn(state)
+        if request is not None:
+            store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
+        repo.update_session(conn, session_id, state=new_state.to_dict())
+    name = request.name if request is not None else ""
+    return {"status": "learned", "pattern_name": name, "session_id": session_id, "processor_id": None,
+            "message": f"Learned pattern {name} from {len(new_state.stm)} events"}
+
+
+def clear_stm(ctx: Context, session_id: str) -> dict:
+    with ctx.db.transaction() as conn:
+        row = open_session(ctx, conn, session_id)
+        state = stm_engine.clear_stm(stm_engine.SessionState.from_dict(row["state"]))
+        repo.update_session(conn, session_id, state=state.to_dict(), prediction_input=None, predictions=[])
+    return {"status": "cleared", "session_id": session_id}
+
+
+def clear_all(ctx: Context, session_id: str) -> dict:
+    with ctx.db.transaction() as conn:
+        row = open_session(ctx, conn, session_id)
+        repo.clear_node(conn, row["kb_id"], ctx.clock())
+        state = stm_engine.clear_stm(stm_engine.SessionState.from_dict(row["state"]))
+        repo.update_session(conn, session_id, state=state.to_dict(), prediction_input=None, predictions=[])
+    return {"status": "cleared", "session_id": session_id, "scope": "all"}
+
+
+def percept_data(ctx: Context, session_id: str) -> dict:
+    with ctx.db.transaction() as conn:
+        row = open_session(ctx, conn, session_id)
+    percept = stm_engine.SessionState.from_dict(row["state"]).percept
+    return {"percept_data": percept, "session_id": session_id, "node_id": row["node_id"]}
+
+
+def cognition_data(ctx: Context, session_id: str) -> dict:
+    with ctx.db.transaction() as conn:
+        row = open_session(ctx, conn, session_id)
+        predictions = row["predictions"]
+        if predictions is None:
+            prediction_input = row["prediction_input"]
+            predictions = []
+            if prediction_input:
+                predictions = predict.compute_from_settings(ctx, row["kb_id"], prediction_input["stm"],
+                                                            prediction_input["config"])[0]
+            repo.update_session(conn, session_id, predictions=predictions)
+    state = stm_engine.SessionState.from_dict(row["state"])
+    return {"cognition_data": {
+        "predictions": predictions,
+        "emotives": dict(state.emotives[-1]) if state.emotives else {},
+        "symbols": [symbol for event in state.stm for symbol in event],
+        "command": "", "metadata": dict(state.metadata[-1]) if state.metadata else {},
+        "path": [], "strings": [], "vectors": [],
+        "short_term_memory": state.stm, "time": state.time,
+    }, "session_id": session_id, "node_id": row["node_id"]}
