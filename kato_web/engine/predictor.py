@@ -1,0 +1,524 @@
+"""KATO's prediction: candidates → similarity → alignment → metrics → ranking (engine.md §5).
+
+The work is split at one seam so that a candidate index can replace the full scan later:
+
+* ``State.from_stm`` prepares everything that depends only on the STM;
+* ``score_candidate`` scores ONE pattern against the state and returns a ``Candidate`` or None;
+* ``rank_ensemble`` computes the ensemble metrics over all candidates, ranks and truncates.
+
+``predict`` wires them together over every pattern given, after the optional filter stages.
+
+Choices where KATO is nondeterministic or silent (README decisions 3–5, engine.md §9):
+
+* Ensemble float sums (F, Σ sim·prior, each future group's W_φ and their total) run over the
+  candidates in the order the patterns were given, which callers must make the order in which the
+  patterns were first learned (the store's insertion order; an index must restore it). The
+  worked examples of engine.md §7.8 were computed in that order: its f = 1 variant gives
+  different last bits when summed in name order.
+* Ranking is descending by the rank key, ties by name ascending; truncation happens after every
+  ensemble metric was computed over all candidates.
+* ``future_potentials`` ties keep first-seen order in the full ranked list, and a group's
+  ``future`` is that of its first member in that list.
+* Character mode (``use_token_matching`` false) changes only the similarity (§5.2). Matching
+  blocks, matches and the event alignment stay token based, computed on the symbol lists p and s
+  (§5.4). A pattern whose symbols share no whole symbol with the state has no block: it is
+  rejected when θ > 0 however similar its characters are, and admitted with the no-block shape
+  when θ = 0.
+* The ``minhash``, ``bloom`` and ``rapidfuzz`` filter stages are lossless no-ops (decision 3), so
+  θ = 0 still admits zero-overlap patterns whatever the pipeline; ``length`` and ``jaccard``
+  apply exactly as engine.md §8.2 states.
+* ``fragmentation`` is reported as a float like the other metrics; ``frequency`` stays an int.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Iterable, Mapping, Sequence
+
+from rapidfuzz import fuzz
+from rapidfuzz.distance import LCSseq
+
+from . import metrics as mx
+from .matching import BlockMatcher, event_span, extract, prefix_sums, split
+
+__all__ = [
+    "PatternRecord",
+    "SymbolStats",
+    "PredictConfig",
+    "RANK_KEYS",
+    "FILTER_STAGES",
+    "PREDICTION_KEYS",
+    "State",
+    "Candidate",
+    "score_candidate",
+    "passes_filters",
+    "rank_ensemble",
+    "predict",
+]
+
+RANK_KEYS: tuple[str, ...] = (
+    "potential",
+    "similarity",
+    "evidence",
+    "confidence",
+    "snr",
+    "fragmentation",
+    "frequency",
+    "normalized_entropy",
+    "global_normalized_entropy",
+    "itfdf_similarity",
+    "confluence",
+    "predictive_information",
+    "bayesian_posterior",
+    "bayesian_prior",
+    "bayesian_likelihood",
+    "tfidf_score",
+)
+
+FILTER_STAGES: tuple[str, ...] = ("minhash", "length", "jaccard", "bloom", "rapidfuzz")
+
+# Output key order of a prediction object, as KATO builds it (engine.md §6).
+PREDICTION_KEYS: tuple[str, ...] = (
+    "type",
+    "name",
+    "frequency",
+    "emotives",
+    "matches",
+    "past",
+    "present",
+    "missing",
+    "extras",
+    "potential",
+    "evidence",
+    "similarity",
+    "fragmentation",
+    "snr",
+    "confluence",
+    "predictive_information",
+    "sequence",
+    "future",
+    "confidence",
+    "entropy",
+    "normalized_entropy",
+    "global_normalized_entropy",
+    "itfdf_similarity",
+    "tfidf_score",
+    "pattern_probability",
+    "weighted_strength",
+    "bayesian_posterior",
+    "bayesian_prior",
+    "bayesian_likelihood",
+)
+
+
+@dataclass(frozen=True)
+class PatternRecord:
+    """A learned pattern as the predictor needs it: bare name, events, frequency, emotive window."""
+
+    name: str
+    events: Sequence[Sequence[str]]
+    frequency: int
+    emotives: Sequence[Mapping[str, float]] = ()
+    flat: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    offsets: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    symbol_set: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "flat", tuple(x for e in self.events for x in e))
+        object.__setattr__(self, "offsets", prefix_sums(self.events))
+        object.__setattr__(self, "symbol_set", frozenset(self.flat))
+
+    @property
+    def length(self) -> int:
+        """Return L, the number of symbols of the pattern."""
+        return len(self.flat)
+
+
+@dataclass(frozen=True)
+class SymbolStats:
+    """The KB counters the metrics read: pmf per known symbol, N_sym, TUP and TPF (§4.5)."""
+
+    pmf: Mapping[str, int]
+    n_symbols: int
+    total_unique_patterns: int
+    total_pattern_frequencies: int
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """The session settings that shape a prediction call."""
+
+    recall_threshold: float = 0.1
+    max_predictions: int = 100
+    use_token_matching: bool = True
+    rank_sort_algo: str = "potential"
+    filter_pipeline: tuple[str, ...] = ()
+    length_min_ratio: float = 0.5
+    length_max_ratio: float = 2.0
+    jaccard_threshold: float = 0.3
+    jaccard_min_overlap: int = 2
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, object]) -> "PredictConfig":
+        """Pick the prediction settings out of a session's effective configuration dict."""
+        kwargs = {}
+        for f in fields(cls):
+            value = config.get(f.name)
+            if value is None:
+                continue
+            if f.name == "filter_pipeline":
+                value = tuple(value)  # type: ignore[arg-type]
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+
+class State:
+    """Everything about the STM that is shared by all candidates of one prediction call."""
+
+    __slots__ = ("stm", "s", "n", "ids", "s_ids", "joined", "matcher", "counts")
+
+    def __init__(self, stm: Sequence[Sequence[str]]):
+        self.stm = [list(e) for e in stm]
+        self.s = [x for e in self.stm for x in e]
+        self.n = len(self.s)
+        ids: dict[str, int] = {}
+        self.s_ids = [ids.setdefault(x, len(ids)) for x in self.s]
+        self.ids = ids  # state symbol → small int, for exact LCS through rapidfuzz
+        self.joined = " ".join(self.s)
+        self.matcher = BlockMatcher(self.s)
+        self.counts = mx.first_appearance_counts(self.s)
+
+    @classmethod
+    def from_stm(cls, stm: Sequence[Sequence[str]]) -> "State":
+        """Prepare the state of an STM."""
+        return cls(stm)
+
+
+class Candidate:
+    """One pattern that passed the recall threshold: its similarity, matches and event span."""
+
+    __slots__ = ("record", "similarity", "matches", "m", "number_of_blocks", "e1", "e2", "rho")
+
+    def __init__(self, record: PatternRecord, sim: float, extraction, e1: int, e2: int):
+        self.record = record
+        self.similarity = sim
+        self.matches = extraction.matches
+        self.m = extraction.m
+        self.number_of_blocks = extraction.number_of_blocks
+        self.e1 = e1  # present = events[e1:e2]
+        self.e2 = e2
+        offsets = record.offsets
+        self.rho = record.flat[offsets[e1] : offsets[e2]]  # flat(present)
+
+    def future_key(self) -> tuple | None:
+        """Return the future's grouping key, or None when the future is empty.
+
+        KATO groups by SHA1(json.dumps([sorted(e) for e in future])); the tuple of sorted events
+        is the same partition without the hashing cost.
+        """
+        future = self.record.events[self.e2 :]
+        if not future:
+            return None
+        return tuple(tuple(sorted(e)) for e in future)
+
+
+def score_candidate(
+    record: PatternRecord, state: State, threshold: float, use_token_matching: bool = True
+) -> Candidate | None:
+    """Score one pattern against the state; return its Candidate, or None below the threshold."""
+    p = record.flat
+    length = len(p)
+    total = length + state.n
+    matcher = state.matcher
+    hits = None
+    if use_token_matching:
+        if threshold > 0 and (2 * min(length, state.n)) / total < threshold:
+            return None  # lossless: the LCS can never exceed the shorter sequence (§8.6)
+        hits = matcher.hits(p)
+        if not hits:
+            sim = 0.0
+        elif threshold > 0 and (2 * min(len(hits), state.n)) / total < threshold:
+            return None  # lossless: only pattern positions holding a state symbol can match
+        else:
+            ids = state.ids
+            p_ids = [ids[p[i]] for i, _ in hits]
+            sim = (2 * int(LCSseq.similarity(p_ids, state.s_ids))) / total
+    else:
+        sim = fuzz.ratio(" ".join(p), state.joined) / 100
+    if not sim >= threshold:
+        return None
+    blocks = matcher.blocks(p, hits)
+    if not blocks and threshold > 0:
+        return None  # extract rejects a pattern without blocks unless θ = 0 (engine.md §5.3)
+    extraction = extract(length, state.s, blocks)
+    e1, e2 = event_span(record.events, record.offsets, extraction)
+    return Candidate(record, sim, extraction, e1, e2)
+
+
+def passes_filters(record: PatternRecord, state: State, cfg: PredictConfig) -> bool:
+    """Apply the deterministic filter stages (length, jaccard); the others keep everything."""
+    for stage in cfg.filter_pipeline:
+        if stage == "length":
+            # A ratio of 0 falls back to the default through ``or``, as in KATO (engine.md §8.2).
+            rmin = cfg.length_min_ratio or 0.5
+            rmax = cfg.length_max_ratio or 2.0
+            length = record.length
+            if not (max(1, int(state.n * rmin)) <= length <= int(state.n * rmax)):
+                return False
+        elif stage == "jaccard":
+            tokens = record.symbol_set
+            overlap = len(tokens.intersection(state.counts))
+            if overlap < cfg.jaccard_min_overlap:
+                return False
+            union = len(tokens) + len(state.counts) - overlap
+            if not overlap / union >= cfg.jaccard_threshold:
+                return False
+        # minhash, bloom and rapidfuzz are lossless in kato-web (README decision 3).
+    return True
+
+
+class _Ensemble:
+    """The ensemble-wide quantities of one prediction call (engine.md §6)."""
+
+    def __init__(self, candidates: Sequence[Candidate], state: State, stats: SymbolStats):
+        self.state = state
+        self.tup = tup = stats.total_unique_patterns
+        self.tpf = stats.total_pattern_frequencies
+        n_symbols = stats.n_symbols
+        pmf = stats.pmf
+        self.total_f = mx.seq_sum(c.record.frequency for c in candidates)
+
+        # π over the domain D: every symbol of every present span.
+        pi: dict[str, float] = {}
+        for c in candidates:
+            for x in c.rho:
+                if x not in pi:
+                    pi[x] = mx.symbol_probability(x, pmf, tup)
+        self.pi = pi
+        self.log10_q = {x: mx.confluence_q_log10(v) for x, v in pi.items()}
+        self.idf = {x: mx.tfidf_idf(v, tup) for x, v in pi.items()} if tup else {}
+        counts = state.counts
+        # The state's half of the itfdf vectors: π(σ)·count_s(σ), 0 outside D.
+        self.state_weight = {x: pi.get(x, 0) * c for x, c in counts.items()}
+        self.state_weight_any = any(self.state_weight.values())
+        self.normalized_entropy = mx.normalized_entropy(counts, state.n, n_symbols)
+        self.global_normalized_entropy = mx.global_normalized_entropy(counts, pi, n_symbols)
+
+        # Σ sim·prior and the future groups' W_φ, summed in candidate (learn) order.
+        total_f = self.total_f
+        evidence_sum = 0
+        groups: dict[tuple, list] = {}
+        keys = []
+        for c in candidates:
+            f = c.record.frequency
+            prior = f / total_f if total_f else 0.0
+            evidence_sum = evidence_sum + c.similarity * prior
+            key = c.future_key()
+            keys.append(key)
+            if key is not None:
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = [0, 0]  # [W_φ, supporting patterns]
+                group[0] = group[0] + f * c.similarity
+                group[1] += 1
+        self.evidence_sum = evidence_sum
+        self.groups = groups
+        self.future_keys = keys
+        w_total = mx.seq_sum(g[0] for g in groups.values())
+        self.aggregate = {k: (g[0] / w_total if w_total else 0.0) for k, g in groups.items()}
+
+    def itfdf(self, c: Candidate, rho_counts: Mapping[str, int]) -> float:
+        """Return the candidate's itfdf_similarity (engine.md §6.13)."""
+        if self.total_f == 0:
+            return 0.0
+        pi = self.pi
+        state_weight = self.state_weight
+        # Every present symbol is in D, so pi[x] exists for each key of rho_counts. When either
+        # vector is all zeros d = 1 without building it (same as mx.itfdf_distance).
+        if self.state_weight_any and any(pi[x] for x in rho_counts):
+            universe = sorted(state_weight.keys() | rho_counts.keys())
+            d = mx.cosine_distance(
+                [state_weight.get(x, 0) for x in universe],
+                [pi[x] * rho_counts[x] if x in rho_counts else 0 for x in universe],
+            )
+        else:
+            d = 1.0
+        return mx.itfdf_similarity(d, c.record.frequency, self.total_f)
+
+    def core(self, c: Candidate, rho_counts: Mapping[str, int]) -> tuple:
+        """Return (evidence, confidence, snr, fragmentation, itfdf, potential)."""
+        m = c.m
+        ev = mx.evidence(m, len(c.record.flat))
+        conf = mx.confidence(m, len(c.rho))
+        signal = mx.snr(m, self.state.n - m)
+        frag = mx.fragmentation(c.number_of_blocks)
+        itfdf = self.itfdf(c, rho_counts)
+        return ev, conf, signal, frag, itfdf, mx.potential(ev, conf, signal, itfdf, frag)
+
+    def bayes(self, c: Candidate, key: tuple | None) -> tuple:
+        """Return probability, weighted strength, predictive information, prior, posterior."""
+        f = c.record.frequency
+        sim = c.similarity
+        total_f = self.total_f
+        probability = f / total_f if total_f else 0.0
+        strength = sim * f / total_f if total_f else 0.0
+        a_phi = self.aggregate[key] if key is not None else 0
+        information = strength / a_phi if a_phi else 0.0
+        prior = f / total_f if total_f else 0.0
+        posterior = sim * prior / self.evidence_sum if self.evidence_sum else 0.0
+        return probability, strength, information, prior, posterior
+
+    def confluence(self, c: Candidate) -> float:
+        """Return the candidate's confluence (engine.md §6.14)."""
+        log10_q = self.log10_q
+        return mx.confluence(c.record.frequency, self.tpf, [log10_q[x] for x in c.rho])
+
+    def tfidf(self, rho_counts: Mapping[str, int], rho_size: int) -> float:
+        """Return the candidate's tfidf_score (engine.md §6.15)."""
+        return mx.tfidf_score(rho_counts, rho_size, self.idf, self.tup)
+
+    def rank_value(self, c: Candidate, key: tuple | None, rank_key: str):
+        """Return the value of one ranking key for a candidate, computing only what it needs."""
+        if rank_key in ("similarity", "bayesian_likelihood"):
+            return c.similarity
+        if rank_key == "frequency":
+            return c.record.frequency
+        if rank_key == "fragmentation":
+            return mx.fragmentation(c.number_of_blocks)
+        if rank_key == "evidence":
+            return mx.evidence(c.m, len(c.record.flat))
+        if rank_key == "confidence":
+            return mx.confidence(c.m, len(c.rho))
+        if rank_key == "snr":
+            return mx.snr(c.m, self.state.n - c.m)
+        if rank_key == "normalized_entropy":
+            return self.normalized_entropy
+        if rank_key == "global_normalized_entropy":
+            return self.global_normalized_entropy
+        if rank_key == "confluence":
+            return self.confluence(c)
+        if rank_key == "tfidf_score":
+            return self.tfidf(mx.first_appearance_counts(c.rho), len(c.rho))
+        if rank_key == "itfdf_similarity":
+            return self.itfdf(c, mx.first_appearance_counts(c.rho))
+        if rank_key == "potential":
+            return self.core(c, mx.first_appearance_counts(c.rho))[5]
+        probability, strength, information, prior, posterior = self.bayes(c, key)
+        if rank_key == "predictive_information":
+            return information
+        if rank_key == "bayesian_prior":
+            return prior
+        return posterior  # bayesian_posterior
+
+    def prediction(self, c: Candidate, key: tuple | None) -> dict:
+        """Build the full 29-key prediction object of a candidate (engine.md §6 key order)."""
+        rec = c.record
+        rho = c.rho
+        rho_counts = mx.first_appearance_counts(rho)
+        ev, conf, signal, frag, itfdf, pot = self.core(c, rho_counts)
+        probability, strength, information, prior, posterior = self.bayes(c, key)
+        parts = split(rec.events, c.e1, c.e2, c.matches, self.state.stm)
+        return {
+            "type": "prototypical",
+            "name": rec.name,
+            "frequency": rec.frequency,
+            "emotives": mx.average_emotives(rec.emotives),
+            "matches": list(c.matches),
+            "past": parts.past,
+            "present": parts.present,
+            "missing": parts.missing,
+            "extras": parts.extras,
+            "potential": float(pot),
+            "evidence": float(ev),
+            "similarity": float(c.similarity),
+            "fragmentation": float(frag),
+            "snr": float(signal),
+            "confluence": float(self.confluence(c)),
+            "predictive_information": float(information),
+            "sequence": [list(e) for e in rec.events],
+            "future": parts.future,
+            "confidence": float(conf),
+            "entropy": float(mx.entropy(rho_counts, len(rho))),
+            "normalized_entropy": float(self.normalized_entropy),
+            "global_normalized_entropy": float(self.global_normalized_entropy),
+            "itfdf_similarity": float(itfdf),
+            "tfidf_score": float(self.tfidf(rho_counts, len(rho))),
+            "pattern_probability": float(probability),
+            "weighted_strength": float(strength),
+            "bayesian_posterior": float(posterior),
+            "bayesian_prior": float(prior),
+            "bayesian_likelihood": float(c.similarity),
+        }
+
+
+def rank_ensemble(
+    candidates: Sequence[Candidate], state: State, stats: SymbolStats, cfg: PredictConfig
+) -> tuple[list[dict], list[dict]]:
+    """Compute the ensemble metrics over all candidates, rank, truncate, aggregate futures.
+
+    ``candidates`` must be in learn order: it is the order of every ensemble float sum.
+    """
+    rank_key = cfg.rank_sort_algo
+    if rank_key not in RANK_KEYS:
+        raise ValueError(f"unknown rank_sort_algo: {rank_key!r}")
+    if not candidates:
+        return [], []
+    ens = _Ensemble(candidates, state, stats)
+    keys = ens.future_keys
+    values = [ens.rank_value(c, keys[i], rank_key) for i, c in enumerate(candidates)]
+    # Descending by value, ties by name ascending (decision 5): two stable sorts.
+    ranked = sorted(range(len(candidates)), key=lambda i: candidates[i].record.name)
+    ranked.sort(key=values.__getitem__, reverse=True)
+
+    predictions = [
+        ens.prediction(candidates[i], keys[i]) for i in ranked[: max(0, cfg.max_predictions)]
+    ]
+
+    # One entry per distinct future over ALL candidates; ties keep first-seen ranked order.
+    future_potentials = []
+    seen = set()
+    for i in ranked:
+        key = keys[i]
+        if key is None or key in seen:
+            continue
+        seen.add(key)
+        c = candidates[i]
+        weight, supporting = ens.groups[key]
+        future_potentials.append(
+            {
+                "future": [list(e) for e in c.record.events[c.e2 :]],
+                "aggregate_potential": float(ens.aggregate[key]),
+                "supporting_patterns": supporting,
+                "total_weighted_frequency": float(weight),
+            }
+        )
+    future_potentials.sort(key=lambda fp: fp["aggregate_potential"], reverse=True)
+    return predictions, future_potentials
+
+
+def predict(
+    stm: Sequence[Sequence[str]],
+    patterns: Iterable[PatternRecord],
+    stats: SymbolStats,
+    cfg: PredictConfig,
+) -> tuple[list[dict], list[dict]]:
+    """Return (predictions, future_potentials) for an STM against a knowledge base.
+
+    Give ``patterns`` in the order they were first learned: ensemble float sums follow it.
+    """
+    if cfg.rank_sort_algo not in RANK_KEYS:
+        raise ValueError(f"unknown rank_sort_algo: {cfg.rank_sort_algo!r}")
+    state = State(stm)
+    if state.n < 2:
+        return [], []
+    threshold = cfg.recall_threshold
+    token = cfg.use_token_matching
+    filtering = any(stage in ("length", "jaccard") for stage in cfg.filter_pipeline)
+    candidates = []
+    for record in patterns:
+        if filtering and not passes_filters(record, state, cfg):
+            continue
+        cand = score_candidate(record, state, threshold, token)
+        if cand is not None:
+            candidates.append(cand)
+    return rank_ensemble(candidates, state, stats, cfg)
