@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test migrate venv dev-venv clean bench
+.PHONY: run test migrate venv dev-venv browser clean bench
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,27 @@ migrate: venv
 run: migrate
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: dev-venv
+# The admin UI's browser tests drive Debian's chromium (never a browser playwright downloads).
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test: dev-venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
+
+# Load test: one Locust scenario, headless, against gunicorn on PostgreSQL (database
+# LOAD_DB, pre-loaded with PATTERNS patterns for mix/predict); CSV stats go to
+# bench/results/. SCENARIO=mix|observe|predict|batch|health USERS=… DURATION=…
+# (WORKERS=… THREADS=… override gunicorn's defaults.)
+SCENARIO ?= mix
+USERS ?= 32
+DURATION ?= 60s
+PATTERNS ?= 10000
+LOAD_DB ?= postgresql+psycopg://postgres@127.0.0.1:5432/kato_load
+.PHONY: load
+load: dev-venv
+	$(PY) -m bench.run_load --scenario $(SCENARIO) --users $(USERS) --duration $(DURATION) \
+		--patterns $(PATTERNS) --database-url $(LOAD_DB) $(if $(WORKERS),--workers $(WORKERS)) \
+		$(if $(THREADS),--threads $(THREADS))

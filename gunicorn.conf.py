@@ -1,29 +1,108 @@
-"""gunicorn settings for kato-web, from KATO_* environment variables.
+"""gunicorn settings for kato-web, from KATO_* environment variables (kato_web/config.py).
 
-Why these choices:
-- worker_class "gthread": each request is short and mostly waits on the database, so
-  a few threads per process overlap that wait, and HTTP keep-alive works (sync workers
-  close every connection). Processes share nothing but the database and the cache.
-- workers: 2 × cores + 1 by default (KATO_WORKERS), the usual rule for I/O-bound apps.
-- no preload: each worker opens its own database pool after the fork.
-- max_requests with jitter: workers are recycled now and then, staggered, so a slow
-  leak can never build up and never all workers restart at once.
+Why these choices (measured on 2 cores, server and Locust on the same machine,
+PostgreSQL, 2026-11-27; docs/benchmarks.md has the full tables):
+- worker_class "gthread": a request is short and waits on the database two or three
+  times, so a few threads per process overlap those waits, and HTTP keep-alive works
+  (sync workers close every connection; Locust and real clients reuse them). gevent
+  would need psycopg's green support and buys nothing over threads at this size.
+- workers and threads: KATO_WORKERS (default 2 × cores + 1 = 5 here) and KATO_THREADS
+  (default 4). Measured 2026-11-27, 32 Locust users, PostgreSQL, one run each
+  (requests/s, p50/p95 ms; the machine was shared with other jobs, load average 3–9,
+  so differences under ~15% are noise):
+        workers×threads   observe (20 s)      mix, 10k patterns (30 s)
+        2×1               116   270/580        –
+        2×2               190   140/320        50   520/1500
+        2×4               167   170/390        41   520/2200
+        3×1               154   170/440        –
+        3×2               153   190/420        –
+        3×4               148   130/580        52   290/1900
+        5×1                98    55/1300       –
+        5×2               164    77/520        53   180/2800
+        5×4               176   100/500        54    91/2400
+  One thread per worker is clearly worst (nothing overlaps the database waits). Beyond
+  that throughput is bound by the two cores and the configurations tie; 5×4 gives the
+  lowest median on the mix because 20 request slots let short requests (observe, STM)
+  pass the long predictions calls instead of queueing behind them, so it stays the
+  default. Each worker's database pool follows KATO_THREADS (kato_web/config.py).
+- keepalive 30 s: clients keep their connection between requests (the gthread worker
+  parks idle keep-alive sockets in its poller, so they cost no thread).
+- timeout 120 s: predictions at very large nodes can be slow; the arbiter only kills a
+  worker that stops heart-beating for that long.
+- graceful_timeout 30 s: on restart/shutdown a worker finishes its in-flight requests.
+- max_requests 20,000 ± 2,000 jitter: workers are recycled now and then, staggered,
+  so a slow leak can never build up and never all workers restart at once. A recycled
+  worker re-reads a node's knowledge from the database on first use.
+- no preload: each worker builds its own database pool and knowledge cache after the
+  fork (sockets must never be shared across processes), its metrics files and flusher
+  thread, and its background warm-up of the prediction kernels (threads do not survive
+  a fork); the master stays small. Preloading would only save import time at start.
+- Prometheus multiprocess mode: every worker writes its metrics to files in
+  PROMETHEUS_MULTIPROC_DIR, so a scrape of any worker sees them all. When the variable
+  is unset a private temporary directory is made here (and removed on exit); stale
+  files are cleared on start, and a dead worker's live gauges are dropped.
 """
-import multiprocessing
+import glob
 import os
+import shutil
+import tempfile
+import time
 
-bind = os.environ.get("KATO_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("KATO_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+# Must be in the environment before anything imports prometheus_client (it picks its
+# value class at import), so before kato_web too.
+_OWN_METRICS_DIR = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kato-metrics-")
+os.environ.setdefault("KATO_SERVER_STARTED_AT", repr(time.time()))
+
+from kato_web.config import ServerSettings  # noqa: E402
+
+_server = ServerSettings.from_env()
+
+bind = _server.bind
+workers = _server.workers
 worker_class = "gthread"
-threads = int(os.environ.get("KATO_THREADS", "4"))
-keepalive = int(os.environ.get("KATO_KEEPALIVE", "30"))
-timeout = int(os.environ.get("KATO_TIMEOUT", "120"))
-graceful_timeout = int(os.environ.get("KATO_GRACEFUL_TIMEOUT", "30"))
-max_requests = int(os.environ.get("KATO_MAX_REQUESTS", "20000"))
-max_requests_jitter = int(os.environ.get("KATO_MAX_REQUESTS_JITTER", "2000"))
-backlog = int(os.environ.get("KATO_BACKLOG", "2048"))
+threads = _server.threads
+keepalive = _server.keepalive
+timeout = _server.timeout
+graceful_timeout = _server.graceful_timeout
+max_requests = _server.max_requests
+max_requests_jitter = _server.max_requests_jitter
+backlog = _server.backlog
 preload_app = False
-accesslog = "-" if os.environ.get("KATO_ACCESS_LOG", "0").lower() in {"1", "true", "yes", "on"} else None
+# Access lines come from the app (kato_web/api/monitoring.py: one JSON line per request
+# with method, path, route, status, ms and trace id) when KATO_ACCESS_LOG=1; gunicorn's
+# own access log stays off so a request is never logged twice.
+accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("KATO_LOG_LEVEL", "info")
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+loglevel = _server.log_level
+
+
+def on_starting(server):
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(metrics_dir, exist_ok=True)
+    # Files left by an earlier run would be added to this run's counts.
+    for path in glob.glob(os.path.join(metrics_dir, "*.db")):
+        os.remove(path)
+    os.environ["KATO_SERVER_STARTED_AT"] = repr(time.time())
+
+
+def worker_exit(server, worker):
+    # Push the last second's figures to the shared files before the worker goes.
+    try:
+        from kato_web.services import monitoring
+
+        monitoring.flush()
+    except Exception:
+        pass
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -1,13 +1,13 @@
 """kato-web: KATO's deterministic, explainable sequence memory as a WSGI service."""
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import uuid
 
 from flask import Flask, g, request
 
+from kato_web import json_provider
 from kato_web.config import Config
 from kato_web.errors import register_error_handlers
 from kato_web.extensions import cache, cache_config
@@ -29,18 +29,19 @@ def create_app(config: Config | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
     )
-    app.json.sort_keys = False
+    json_provider.init_app(app)  # orjson-backed, keys in insertion order
     register_extensions(app, config)
     register_blueprints(app)
     register_error_handlers(app)
     register_request_hooks(app, config)
+    register_middleware(app, config)
     return app
 
 
 def register_extensions(app: Flask, config: Config) -> None:
     app.config.update(cache_config(config.cache_url, config.testing))
     cache.init_app(app)
-    db = Database(config.database_url, config.db_pool_size, config.db_max_overflow)
+    db = Database(config.database_url, config.db_pool_size, config.db_max_overflow, config.db_pre_ping)
     app.extensions["kato"] = Context(config=config, db=db, cache=cache)
 
 
@@ -52,6 +53,16 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(operations_bp)
+
+
+def register_middleware(app: Flask, config: Config) -> None:
+    """gzip both ways (innermost), then request metrics and access logs (outermost)."""
+    from kato_web import compression
+    from kato_web.api import monitoring
+
+    compression.init_app(app, config.max_request_bytes, config.gzip_min_bytes, config.gzip_level)
+    monitoring.init_app(app, config.server.access_log, config.metrics_flush_seconds)
+    app.register_blueprint(__import__("kato_web.admin", fromlist=["bp"]).bp)  # the admin UI at /admin
 
 
 def register_request_hooks(app: Flask, config: Config) -> None:
@@ -72,5 +83,3 @@ def register_request_hooks(app: Flask, config: Config) -> None:
         if config.expose_worker_pid:
             response.headers["X-Worker-PID"] = str(os.getpid())
         return response
-
-    logging.getLogger("kato_web").setLevel(logging.INFO)

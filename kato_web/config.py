@@ -89,6 +89,47 @@ def default_database_url() -> str:
     return "sqlite:///" + str(INSTANCE_DIR / "kato.sqlite3")
 
 
+# gunicorn's defaults, measured on 2 cores (docs/benchmarks.md, gunicorn.conf.py).
+DEFAULT_THREADS = 4
+
+
+def default_workers() -> int:
+    return (os.cpu_count() or 1) * 2 + 1
+
+
+@dataclass
+class ServerSettings:
+    """gunicorn's settings: read by gunicorn.conf.py, reported by /concurrency."""
+
+    bind: str = "127.0.0.1:8000"
+    workers: int = field(default_factory=default_workers)
+    threads: int = DEFAULT_THREADS
+    keepalive: int = 30
+    timeout: int = 120
+    graceful_timeout: int = 30
+    max_requests: int = 20000
+    max_requests_jitter: int = 2000
+    backlog: int = 2048
+    access_log: bool = False
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls) -> "ServerSettings":
+        return cls(
+            bind=_env("KATO_BIND", "127.0.0.1:8000"),
+            workers=_env_int("KATO_WORKERS", default_workers()),
+            threads=_env_int("KATO_THREADS", DEFAULT_THREADS),
+            keepalive=_env_int("KATO_KEEPALIVE", 30),
+            timeout=_env_int("KATO_TIMEOUT", 120),
+            graceful_timeout=_env_int("KATO_GRACEFUL_TIMEOUT", 30),
+            max_requests=_env_int("KATO_MAX_REQUESTS", 20000),
+            max_requests_jitter=_env_int("KATO_MAX_REQUESTS_JITTER", 2000),
+            backlog=_env_int("KATO_BACKLOG", 2048),
+            access_log=_env_bool("KATO_ACCESS_LOG", False),
+            log_level=_env("KATO_LOG_LEVEL", "info"),
+        )
+
+
 @dataclass
 class Config:
     """Everything the app reads from the environment."""
@@ -99,8 +140,19 @@ class Config:
     session_ttl: int = 3600
     session_auto_extend: bool = True
     max_request_bytes: int = 10 * 1024 * 1024
-    db_pool_size: int = 5
-    db_max_overflow: int = 5
+    # One pooled connection per gunicorn thread, and as many again as overflow: a
+    # request holds at most two at once (observe-time predictions read the node's
+    # knowledge in a second transaction), so threads never wait on the pool.
+    db_pool_size: int = DEFAULT_THREADS
+    db_max_overflow: int = DEFAULT_THREADS
+    db_pre_ping: bool = True
+    # Responses over gzip_min_bytes are gzipped for clients that accept it; level 1 because
+    # CPU, not bandwidth, runs out first (docs/benchmarks.md: 166 KB → 23 KB in 1.1 ms).
+    gzip_min_bytes: int = 1024
+    gzip_level: int = 1
+    # How often a worker pushes its request figures to the metrics shared by all workers.
+    metrics_flush_seconds: float = 1.0
+    server: ServerSettings = field(default_factory=ServerSettings)
     session_defaults: dict = field(default_factory=lambda: dict(SESSION_DEFAULTS))
     admin_password: str | None = None
     secret_key: str | None = None
@@ -109,6 +161,7 @@ class Config:
 
     @classmethod
     def from_env(cls) -> "Config":
+        server = ServerSettings.from_env()
         return cls(
             database_url=_env("KATO_DATABASE_URL", default_database_url()),
             cache_url=_env("KATO_CACHE_URL"),
@@ -116,8 +169,13 @@ class Config:
             session_ttl=_env_int("KATO_SESSION_TTL", 3600),
             session_auto_extend=_env_bool("KATO_SESSION_AUTO_EXTEND", True),
             max_request_bytes=_env_int("KATO_MAX_REQUEST_BYTES", 10 * 1024 * 1024),
-            db_pool_size=_env_int("KATO_DB_POOL_SIZE", 5),
-            db_max_overflow=_env_int("KATO_DB_MAX_OVERFLOW", 5),
+            db_pool_size=_env_int("KATO_DB_POOL_SIZE", server.threads),
+            db_max_overflow=_env_int("KATO_DB_MAX_OVERFLOW", server.threads),
+            db_pre_ping=_env_bool("KATO_DB_PRE_PING", True),
+            gzip_min_bytes=_env_int("KATO_GZIP_MIN_BYTES", 1024),
+            gzip_level=_env_int("KATO_GZIP_LEVEL", 1),
+            metrics_flush_seconds=float(_env("KATO_METRICS_FLUSH_SECONDS", "1.0")),
+            server=server,
             session_defaults=session_defaults_from_env(),
             admin_password=_env("KATO_ADMIN_PASSWORD"),
             secret_key=_env("KATO_SECRET_KEY"),

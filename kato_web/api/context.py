@@ -1,5 +1,5 @@
 """How a view reaches the service context."""
-from flask import current_app, g
+from flask import Blueprint, current_app, g, jsonify
 
 from kato_web.services.context import Context
 
@@ -11,3 +11,13 @@ def ctx() -> Context:
 def mark_session(session_id: str) -> None:
     """Echo the session id in X-Session-ID (api.md §1), like KATO's middleware."""
     g.session_id = session_id
+
+
+def add_session_route(bp: Blueprint, rule: str, method: str, func) -> None:
+    """Expose `func(ctx, session_id)` as a view that answers its result as JSON."""
+    def view(session_id):
+        result = func(ctx(), session_id)
+        mark_session(session_id)
+        return jsonify(result)
+    view.__name__ = func.__name__
+    bp.add_url_rule(rule, endpoint=func.__name__, view_func=view, methods=[method])

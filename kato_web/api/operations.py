@@ -5,7 +5,7 @@ import uuid
 
 from flask import Blueprint, jsonify, request
 
-from kato_web.api.context import ctx, mark_session
+from kato_web.api.context import add_session_route, ctx, mark_session
 from kato_web.api.schemas import ObservationRequest, ObservationSequenceRequest, parse, read_json
 from kato_web.engine.observation import Observation
 from kato_web.errors import RequestValidationError
@@ -51,22 +51,13 @@ def observe_sequence(session_id):
     return jsonify(result)
 
 
-def _simple(route: str, method: str, func):
-    def view(session_id):
-        result = func(ctx(), session_id)
-        mark_session(session_id)
-        return jsonify(result)
-    view.__name__ = func.__name__
-    bp.add_url_rule(route, endpoint=func.__name__, view_func=view, methods=[method])
-
-
-_simple("/sessions/<session_id>/stm", "GET", ops.get_stm)
-_simple("/sessions/<session_id>/learn", "POST", ops.learn)
-_simple("/sessions/<session_id>/clear-stm", "POST", ops.clear_stm)
-_simple("/sessions/<session_id>/clear-all", "POST", ops.clear_all)
-_simple("/sessions/<session_id>/predictions", "GET", predict_svc.session_predictions)
-_simple("/sessions/<session_id>/percept-data", "GET", ops.percept_data)
-_simple("/sessions/<session_id>/cognition-data", "GET", ops.cognition_data)
+add_session_route(bp, "/sessions/<session_id>/stm", "GET", ops.get_stm)
+add_session_route(bp, "/sessions/<session_id>/learn", "POST", ops.learn)
+add_session_route(bp, "/sessions/<session_id>/clear-stm", "POST", ops.clear_stm)
+add_session_route(bp, "/sessions/<session_id>/clear-all", "POST", ops.clear_all)
+add_session_route(bp, "/sessions/<session_id>/predictions", "GET", predict_svc.session_predictions)
+add_session_route(bp, "/sessions/<session_id>/percept-data", "GET", ops.percept_data)
+add_session_route(bp, "/sessions/<session_id>/cognition-data", "GET", ops.cognition_data)
 
 
 def _request_node() -> str:

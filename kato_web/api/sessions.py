@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from kato_web.api.context import ctx, mark_session
+from kato_web.api.context import add_session_route, ctx, mark_session
 from kato_web.api.schemas import CreateSessionRequest, parse, query_int, read_json
 from kato_web.services import sessions as svc
 
@@ -28,25 +28,9 @@ def session_exists(session_id):
     return jsonify(svc.session_exists(ctx(), session_id))
 
 
-@bp.get("/sessions/<session_id>")
-def get_session(session_id):
-    result = svc.get_session(ctx(), session_id)
-    mark_session(session_id)
-    return jsonify(result)
-
-
-@bp.delete("/sessions/<session_id>")
-def delete_session(session_id):
-    result = svc.delete_session(ctx(), session_id)
-    mark_session(session_id)
-    return jsonify(result)
-
-
-@bp.get("/sessions/<session_id>/config")
-def get_config(session_id):
-    result = svc.get_config(ctx(), session_id)
-    mark_session(session_id)
-    return jsonify(result)
+add_session_route(bp, "/sessions/<session_id>", "GET", svc.get_session)
+add_session_route(bp, "/sessions/<session_id>", "DELETE", svc.delete_session)
+add_session_route(bp, "/sessions/<session_id>/config", "GET", svc.get_config)
 
 
 @bp.post("/sessions/<session_id>/config")

@@ -505,7 +505,14 @@ def predict(
     """Return (predictions, future_potentials) for an STM against a knowledge base.
 
     Give ``patterns`` in the order they were first learned: ensemble float sums follow it.
+    ``patterns`` may also be an ``index.PatternIndex``, which gives the same result through its
+    candidate index and compiled scoring (its own pmf table is used; ``stats`` gives N_sym, TUP
+    and TPF).
     """
+    from .index import PatternIndex
+
+    if isinstance(patterns, PatternIndex):
+        return patterns.predict(stm, stats, cfg)
     if cfg.rank_sort_algo not in RANK_KEYS:
         raise ValueError(f"unknown rank_sort_algo: {cfg.rank_sort_algo!r}")
     state = State(stm)

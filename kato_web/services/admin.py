@@ -150,6 +150,13 @@ def format_value(value) -> str:
     return str(value)
 
 
+def display_value(value) -> str:
+    """Render a setting's value for reading: lists as JSON, so an empty one shows as []."""
+    if isinstance(value, (list, tuple)):
+        return json.dumps(list(value))
+    return format_value(value)
+
+
 def current_settings(ctx: Context) -> tuple[dict, dict]:
     """Return (effective server defaults, the keys stored in the settings table)."""
     with ctx.db.transaction(write=False) as conn:
@@ -169,7 +176,7 @@ def settings_form(ctx: Context, submitted: dict | None = None, errors: dict | No
         shown = submitted[key] if submitted and key in submitted else format_value(effective[key])
         rows.append({"key": key, "value": shown, "kind": info.kind, "allowed": info.allowed,
                      "help": info.help, "choices": info.choices, "error": errors.get(key),
-                     "env_default": format_value(env[key]), "stored": key in stored,
+                     "env_default": display_value(env[key]), "stored": key in stored,
                      "primary": key in PRIMARY_KEYS})
     return rows
 
@@ -371,7 +378,7 @@ def node_patterns(ctx: Context, kb_id: str, symbol: str | None = None, prefix: s
         page = min(page, pages)
         rows = repo.search_patterns(conn, kb_id, name_prefix, symbol, limit=per_page,
                                     offset=(page - 1) * per_page)
-    return {"kb_id": kb_id, "items": [_pattern_item(kb_id, r) for r in rows], "total": total,
+    return {"kb_id": kb_id, "rows": [_pattern_item(kb_id, r) for r in rows], "total": total,
             "page": page, "pages": pages, "symbol": symbol or "", "prefix": prefix or ""}
 
 
@@ -410,7 +417,7 @@ def sessions_overview(ctx: Context, page=1, per_page: int = SESSIONS_PER_PAGE) -
                       "created_at": iso_z(row["created_at"]), "expires_at": iso_z(row["expires_at"]),
                       "expires_in": max(0, int(row["expires_at"] - now)),
                       "overrides": len(row["config"] or {})})
-    return {"items": items, "total": total, "page": page, "pages": pages}
+    return {"rows": items, "total": total, "page": page, "pages": pages}
 
 
 def explain(prediction: dict) -> dict:
@@ -444,7 +451,7 @@ def session_detail(ctx: Context, session_id: str) -> dict | None:
             "expires_in": max(0, int(row["expires_at"] - now)), "ttl_seconds": row["ttl_seconds"],
             "metadata": row["metadata"] or {}, "stm": state.stm, "time": state.time,
             "emotives": state.emotives[-1] if state.emotives else {},
-            "config": [{"key": k, "value": format_value(v), "override": k in overrides}
+            "config": [{"key": k, "value": display_value(v), "override": k in overrides}
                        for k, v in config.items()],
             "predictions": [explain(p) for p in predictions],
             "future_potentials": future_potentials}

@@ -1,19 +1,40 @@
 """Each worker's in-memory copy of a node's long-term memory, kept fresh from the database.
 
-The database is the truth. A worker keeps, per node, the patterns and symbol
-statistics it needs for predictions, and before every use asks the node row for its
-change sequence: nothing changed → use the copy; newer learns → read only the rows
-whose `updated_seq` is newer; a clear-all (new generation) → reload. So a predictions
-call sees every learn committed before it started, whichever worker learned it.
+The database is the truth. A worker keeps, per node, a `PatternIndex` (engine/index.py: the
+patterns in learn order as numpy arrays, an inverted index, the symbols' pmf) and the node
+counters, and before every use asks the node row for its change sequence: nothing changed →
+use the copy; newer learns → read only the rows whose `updated_seq` is newer (new patterns are
+appended in `created_seq` order, re-learned ones get their new frequency and emotives, changed
+symbols their pmf); a clear-all (new generation) → reload, streamed in learn order. So a
+predictions call sees every learn committed before it started, whichever worker learned it.
+
+Memory: about 200 bytes per pattern of ~11 symbols (docs/benchmarks-scale.md), against several
+kilobytes for Python pattern objects.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
+import json
+import os
 import threading
 from dataclasses import dataclass, field
 
-from kato_web.engine.predictor import PatternRecord, SymbolStats
+from kato_web.engine import index as engine_index
+from kato_web.engine.index import PatternIndex
+from kato_web.engine.predictor import SymbolStats
+from kato_web.services import monitoring
 from kato_web.services.context import Context
 from kato_web.store import repositories as repo
+
+try:
+    from orjson import loads as _loads  # several times faster than json on a batch of events
+except ImportError:  # pragma: no cover - orjson is pinned in requirements.txt
+    _loads = json.loads
+
+# After a reload this large, the load's garbage is collected and the survivors are frozen out
+# of the collector's generations, so later collections do not walk them again.
+_FREEZE_AFTER = 10_000
 
 
 @dataclass
@@ -21,22 +42,26 @@ class NodeKnowledge:
     kb_id: str
     generation: int = -1
     seq: int = -1
-    patterns: dict[str, PatternRecord] = field(default_factory=dict)
-    pmf: dict[str, int] = field(default_factory=dict)
+    index: PatternIndex = field(default_factory=PatternIndex)
     n_symbols: int = 0
     total_unique_patterns: int = 0
     total_pattern_frequencies: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
 
+    @property
+    def patterns(self) -> PatternIndex:
+        """The node's patterns in learn order (``len``, and ``values()`` yields PatternRecords)."""
+        return self.index
+
+    @property
+    def pmf(self):
+        """A read-only Mapping symbol → pattern-member frequency."""
+        return self.index.pmf()
+
     def stats(self) -> SymbolStats:
-        return SymbolStats(pmf=self.pmf, n_symbols=self.n_symbols,
+        return SymbolStats(pmf=self.index.pmf(), n_symbols=self.n_symbols,
                            total_unique_patterns=self.total_unique_patterns,
                            total_pattern_frequencies=self.total_pattern_frequencies)
-
-
-def _record(row: dict) -> PatternRecord:
-    return PatternRecord(name=row["name"], events=row["events"], frequency=int(row["frequency"]),
-                         emotives=row["emotives"] or [])
 
 
 def _registry(ctx: Context) -> tuple[dict, threading.Lock]:
@@ -45,9 +70,11 @@ def _registry(ctx: Context) -> tuple[dict, threading.Lock]:
     return ctx.local["knowledge"]
 
 
-def node_knowledge(ctx: Context, kb_id: str) -> NodeKnowledge:
+def node_knowledge(ctx: Context, kb_id: str, node: dict | None = None) -> NodeKnowledge:
     """Return this worker's copy of `kb_id`, refreshed to the latest committed state.
 
+    `node` may be the node row as the caller's transaction just read it (after the request
+    started): when the copy is already at its generation and change sequence, no query is made.
     The caller must hold `knowledge.lock` while it reads the copy.
     """
     nodes, registry_lock = _registry(ctx)
@@ -56,8 +83,71 @@ def node_knowledge(ctx: Context, kb_id: str) -> NodeKnowledge:
         if knowledge is None:
             knowledge = nodes[kb_id] = NodeKnowledge(kb_id)
     with knowledge.lock:
-        refresh(ctx, knowledge)
+        if (node is not None and node.get("generation") == knowledge.generation
+                and node.get("change_seq") == knowledge.seq):
+            monitoring.knowledge_used("hit")
+        else:
+            refresh(ctx, knowledge)
     return knowledge
+
+
+def _load_all(conn, knowledge: NodeKnowledge, upto: int) -> None:
+    """Rebuild the index from every pattern of the node, streamed in learn order."""
+    index = PatternIndex()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the decoded batches are acyclic; collections would only rescan them
+    try:
+        _stream_into(conn, knowledge.kb_id, upto, index)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    for symbol, pmf, _freq in repo.symbols_changed_since(conn, knowledge.kb_id, -1, upto):
+        index.set_pmf(symbol, int(pmf))
+    index.build_postings()
+    knowledge.index = index
+    if len(index) >= _FREEZE_AFTER:
+        gc.collect()
+        gc.freeze()
+        _trim_heap()
+
+
+def _stream_into(conn, kb_id: str, upto: int, index: PatternIndex) -> None:
+    for rows in repo.iter_patterns_in_learn_order(conn, kb_id, upto, batch=10000):
+        names, events, frequencies, emotives, seqs = zip(*rows)
+        # One decode per batch: the rows' JSON texts joined into one array.
+        events = _loads("[" + ",".join(events) + "]")
+        emotives = [json.loads(text) if text not in ("[]", "null", None) else () for text in emotives]
+        index.add_columns(names, events, frequencies, emotives, seqs)
+
+
+def _trim_heap() -> None:
+    """Give the load's freed heap back to the OS (glibc keeps it otherwise), where possible."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _apply_changes(conn, knowledge: NodeKnowledge, after: int, upto: int) -> bool:
+    """Apply the rows changed in (after, upto] to the index; False if a reload is needed."""
+    index = knowledge.index
+    created, updated = [], []
+    for row in repo.patterns_changed_since(conn, knowledge.kb_id, after, upto):
+        (created if row["created_seq"] > after else updated).append(row)
+    for row in updated:
+        position = index.position_of_seq(int(row["created_seq"]))
+        if position is None:
+            return False
+        index.update(position, int(row["frequency"]), row["emotives"] or ())
+    # Learn order (created_seq) in every worker: the engine's ensemble float sums follow it,
+    # so this makes results identical everywhere.
+    index.add_many((row["name"], row["events"], row["frequency"], row["emotives"], row["created_seq"])
+                   for row in sorted(created, key=lambda r: r["created_seq"]))
+    for symbol, pmf, _freq in repo.symbols_changed_since(conn, knowledge.kb_id, after, upto):
+        index.set_pmf(symbol, int(pmf))
+    return True
 
 
 def refresh(ctx: Context, knowledge: NodeKnowledge) -> None:
@@ -65,32 +155,89 @@ def refresh(ctx: Context, knowledge: NodeKnowledge) -> None:
         node = repo.get_node(conn, knowledge.kb_id)
         if node is None:
             knowledge.generation, knowledge.seq = -1, -1
-            knowledge.patterns, knowledge.pmf = {}, {}
+            knowledge.index = PatternIndex()
             knowledge.n_symbols = knowledge.total_unique_patterns = knowledge.total_pattern_frequencies = 0
+            monitoring.knowledge_used("reload", knowledge.kb_id)
             return
         if node["generation"] == knowledge.generation and node["change_seq"] == knowledge.seq:
+            monitoring.knowledge_used("hit")
             return
-        if node["generation"] != knowledge.generation:
-            knowledge.patterns, knowledge.pmf, after = {}, {}, -1
-        else:
-            after = knowledge.seq
         upto = node["change_seq"]
-        for row in repo.patterns_changed_since(conn, knowledge.kb_id, after, upto):
-            knowledge.patterns[row["name"]] = _record(row)
-        for symbol, pmf, _freq in repo.symbols_changed_since(conn, knowledge.kb_id, after, upto):
-            knowledge.pmf[symbol] = int(pmf)
+        result = "refresh"
+        if node["generation"] != knowledge.generation or not _apply_changes(
+                conn, knowledge, knowledge.seq, upto):
+            _load_all(conn, knowledge, upto)
+            result = "reload"
         knowledge.generation, knowledge.seq = node["generation"], upto
         knowledge.n_symbols = int(node["symbol_count"])
         knowledge.total_unique_patterns = int(node["total_unique_patterns"])
         knowledge.total_pattern_frequencies = int(node["total_pattern_frequencies"])
+    monitoring.knowledge_used(result, knowledge.kb_id, len(knowledge.index), len(knowledge.pmf))
+
+
+def overlay(ctx: Context | None, conn, kb_id: str):
+    """Return (index, stats, lock): the node's knowledge as `conn`'s transaction sees it.
+
+    `conn`'s uncommitted learns included: a copy of this worker's index, refreshed to the last
+    commit, plus the rows `conn` sees as changed after it (the worker's copy is left untouched).
+    When `conn` sees nothing newer than the worker's copy, that copy itself is returned, with its
+    lock, which the caller must hold while using it. Without a context, everything is read
+    through `conn`.
+    """
+    index, after = PatternIndex(), -1
+    node = repo.get_node(conn, kb_id) or {}
+    if ctx is not None:
+        knowledge = node_knowledge(ctx, kb_id, node)
+        with knowledge.lock:
+            if knowledge.seq == node.get("change_seq") and knowledge.generation == node.get("generation"):
+                # `conn` sees exactly the committed state: share the worker's copy, no overlay.
+                return knowledge.index, knowledge.stats(), knowledge.lock
+            index = knowledge.index.copy()
+            after = knowledge.seq
+    upto = int(node.get("change_seq", 0))
+    snapshot = NodeKnowledge(kb_id, index=index)
+    if upto > after and not _apply_changes(conn, snapshot, after, upto):
+        _load_all(conn, snapshot, upto)
+    stats = SymbolStats(pmf=snapshot.index.pmf(), n_symbols=int(node.get("symbol_count", 0)),
+                        total_unique_patterns=int(node.get("total_unique_patterns", 0)),
+                        total_pattern_frequencies=int(node.get("total_pattern_frequencies", 0)))
+    return snapshot.index, stats, contextlib.nullcontext()
 
 
 def forget(ctx: Context, kb_id: str | None = None) -> int:
     """Drop this worker's cached copies (all, or one node); return how many were dropped."""
     nodes, registry_lock = _registry(ctx)
+    monitoring.knowledge_forgotten(kb_id)
     with registry_lock:
         if kb_id is None:
             count = len(nodes)
             nodes.clear()
             return count
         return 1 if nodes.pop(kb_id, None) is not None else 0
+
+
+def forget_counted(ctx: Context, kb_id: str | None = None) -> tuple[int, int]:
+    """Drop this worker's cached copies (all, or one node); return (patterns, symbols) dropped."""
+    nodes, registry_lock = _registry(ctx)
+    with registry_lock:
+        dropped = list(nodes.values()) if kb_id is None else [k for k in [nodes.get(kb_id)] if k]
+    patterns = symbols = 0
+    for knowledge in dropped:
+        with knowledge.lock:
+            patterns += len(knowledge.index)
+            symbols += len(knowledge.pmf)
+    forget(ctx, kb_id)
+    return patterns, symbols
+
+
+def _warm_up() -> None:
+    try:
+        engine_index.warm_up()
+    except Exception:  # pragma: no cover - a failed warm-up only means a slower first call
+        pass
+
+
+# Load (or compile, the first time) the prediction kernels in the background as soon as a
+# worker imports this module, so no request pays for it.
+if os.environ.get("KATO_WARM_UP", "1").lower() not in ("0", "false", "no", "off"):
+    threading.Thread(target=_warm_up, name="kato-warm-up", daemon=True).start()

@@ -10,10 +10,10 @@ from kato_web.engine import stm as stm_engine
 from kato_web.engine.observation import Observation, VectorDimensionError
 from kato_web.engine.pattern import LearnRequest, merge_metadata, push_emotive_window
 from kato_web.errors import ApiError
-from kato_web.services import predict
+from kato_web.services import monitoring, predict
 from kato_web.services.context import Context
 from kato_web.services.session_config import effective_config
-from kato_web.services.sessions import open_session, server_defaults
+from kato_web.services.sessions import open_session, open_session_with_defaults
 from kato_web.store import repositories as repo
 
 
@@ -23,14 +23,34 @@ def _stm_config(config: dict) -> stm_engine.StmConfig:
                                 process_predictions=config["process_predictions"])
 
 
+def _owned_state(data: dict | None) -> stm_engine.SessionState:
+    """Wrap a state the database driver just decoded for this request, without copying it.
+
+    SessionState.from_dict deep-copies, which is right for shared data; a freshly decoded
+    row is ours alone, and the engine copies before it changes anything. Copying the
+    whole STM twice per observe was a cost that grew with its length.
+    """
+    data = data or {}
+    return stm_engine.SessionState(stm=data.get("stm") or [], emotives=data.get("emotives") or [],
+                                   metadata=data.get("metadata") or [], time=int(data.get("time") or 0),
+                                   percept=data.get("percept") or {})
+
+
+def _state_row(state: stm_engine.SessionState) -> dict:
+    """Return the JSON dict stored for `state` (no copy: it is serialised at once and dropped)."""
+    return {"stm": state.stm, "emotives": state.emotives, "metadata": state.metadata, "time": state.time,
+            "percept": state.percept}
+
+
 def _load(ctx: Context, conn, session_id: str):
-    row = open_session(ctx, conn, session_id)
-    config = effective_config(row["config"] or {}, server_defaults(ctx, conn))
-    return row, config, stm_engine.SessionState.from_dict(row["state"])
+    row, defaults = open_session_with_defaults(ctx, conn, session_id)
+    config = effective_config(row["config"] or {}, defaults)
+    return row, config, _owned_state(row["state"])
 
 
 def store_learn(ctx: Context, conn, kb_id: str, request: LearnRequest, persistence: int) -> dict:
     """Record one learned pattern in the node's long-term memory (engine.md §4)."""
+    monitoring.count("patterns_learned")
     return repo.learn_pattern(
         conn, kb_id, request.hash, request.events, request.length, request.symbol_counts,
         emotives_window_fn=lambda old: push_emotive_window(old, request.emotives, persistence),
@@ -85,13 +105,14 @@ def observe(ctx: Context, session_id: str, obs: Observation) -> dict:
             _lock_dimension(ctx, conn, row["kb_id"], outcome.vector_dimension, expected)
         except VectorDimensionError as err:
             raise _dimension_error(err) from None
-        values = {"state": outcome.state.to_dict()}
-        if outcome.event:
-            values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
-                                             learns_follow=bool(outcome.learned)))
+        values = {"state": _state_row(outcome.state)}
+        # An observation that adds no event leaves no observe-time predictions (api.md §7.3.1).
+        values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
+                                         learns_follow=bool(outcome.learned)))
         for request in outcome.learned:
             store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
         repo.update_session(conn, session_id, **values)
+    monitoring.count("observations")
     return {"status": "okay", "session_id": session_id, "processor_id": row["node_id"],
             "stm_length": len(outcome.state.stm), "time": outcome.state.time,
             "unique_id": obs.unique_id, "auto_learned_pattern": outcome.auto_learned_pattern}
@@ -110,7 +131,7 @@ def observe_sequence(ctx: Context, session_id: str, observations: list[Observati
         except VectorDimensionError as err:
             raise _dimension_error(err) from None
         if observations:
-            values = {"state": outcome.state.to_dict()}
+            values = {"state": _state_row(outcome.state)}
             split = outcome.learns_before_prediction
             for request in outcome.learned[:split]:
                 store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
@@ -122,13 +143,14 @@ def observe_sequence(ctx: Context, session_id: str, observations: list[Observati
                         "prediction_input": {"stm": outcome.prediction_stm,
                                              "config": predict.prediction_settings(config)},
                         "predictions": predict.compute_in_transaction(
-                            conn, row["kb_id"], outcome.prediction_stm, config)[0]})
+                            conn, row["kb_id"], outcome.prediction_stm, config, ctx=ctx)[0]})
                 else:
                     values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
                                                      learns_follow=False))
             for request in outcome.learned[split:]:
                 store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
             repo.update_session(conn, session_id, **values)
+    monitoring.count("observations", len(observations))
     return {"status": "completed", "processor_id": row["node_id"],
             "observations_processed": len(observations),
             "initial_stm_length": outcome.initial_stm_length, "final_stm_length": outcome.final_stm_length,
@@ -139,7 +161,7 @@ def observe_sequence(ctx: Context, session_id: str, observations: list[Observati
 def get_stm(ctx: Context, session_id: str) -> dict:
     with ctx.db.transaction() as conn:
         row = open_session(ctx, conn, session_id)
-    stm = stm_engine.SessionState.from_dict(row["state"]).stm
+    stm = _owned_state(row["state"]).stm
     return {"stm": stm, "session_id": session_id, "length": len(stm)}
 
 
@@ -151,7 +173,7 @@ def learn(ctx: Context, session_id: str) -> dict:
         new_state, request = stm_engine.learn(state)
         if request is not None:
             store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
-        repo.update_session(conn, session_id, state=new_state.to_dict())
+        repo.update_session(conn, session_id, state=_state_row(new_state))
     name = request.name if request is not None else ""
     return {"status": "learned", "pattern_name": name, "session_id": session_id, "processor_id": None,
             "message": f"Learned pattern {name} from {len(new_state.stm)} events"}

@@ -1,11 +1,12 @@
 """Predictions for a session's STM against its node's knowledge (engine.md §5, api.md §7.3.7)."""
 from __future__ import annotations
 
-from kato_web.engine.predictor import PatternRecord, PredictConfig, SymbolStats, predict
-from kato_web.store import repositories as repo
+from kato_web.engine.predictor import PredictConfig, predict
+from kato_web.services import monitoring
 from kato_web.services.context import Context
-from kato_web.services.knowledge import node_knowledge
-from kato_web.services.sessions import open_session, server_defaults
+from kato_web.store import repositories as repo
+from kato_web.services.knowledge import node_knowledge, overlay
+from kato_web.services.sessions import open_session_with_defaults
 from kato_web.services.session_config import effective_config
 from kato_web.engine.stm import SessionState
 
@@ -19,42 +20,50 @@ def prediction_settings(config: dict) -> dict:
     return {key: config[key] for key in PREDICTION_KEYS}
 
 
-def compute_from_settings(ctx: Context, kb_id: str, stm: list, settings: dict) -> tuple[list, list]:
-    """Return (predictions, future_potentials) for `stm` on the node's latest knowledge."""
+def compute_from_settings(ctx: Context, kb_id: str, stm: list, settings: dict,
+                          node: dict | None = None) -> tuple[list, list]:
+    """Return (predictions, future_potentials) for `stm` on the node's latest knowledge.
+
+    `node`: the node row read after the request started, if the caller has it (saves a query).
+    """
     if sum(len(event) for event in stm) < 2:
         return [], []
-    knowledge = node_knowledge(ctx, kb_id)
+    knowledge = node_knowledge(ctx, kb_id, node)
     with knowledge.lock:
-        return predict(stm, knowledge.patterns.values(), knowledge.stats(),
-                       PredictConfig.from_mapping(settings))
+        result = predict(stm, knowledge.index, knowledge.stats(), PredictConfig.from_mapping(settings))
+    monitoring.predictions_computed(len(result[0]))
+    return result
 
 
-def compute_in_transaction(conn, kb_id: str, stm: list, config: dict) -> tuple[list, list]:
-    """Return predictions on the knowledge as `conn`'s own transaction sees it (slow path)."""
+def compute_in_transaction(conn, kb_id: str, stm: list, config: dict,
+                           ctx: Context | None = None) -> tuple[list, list]:
+    """Return predictions on the knowledge as `conn`'s own transaction sees it (its own learns too).
+
+    With `ctx`, this worker's index is copied and brought up to what `conn` sees; without, the
+    index is built from `conn`'s rows.
+    """
     if sum(len(event) for event in stm) < 2:
         return [], []
-    node = repo.get_node(conn, kb_id) or {}
-    seq = node.get("change_seq", 0)
-    patterns = [PatternRecord(name=r["name"], events=r["events"], frequency=int(r["frequency"]),
-                              emotives=r["emotives"] or [])
-                for r in sorted(repo.patterns_changed_since(conn, kb_id, -1, seq), key=lambda r: r["name"])]
-    pmf = {sym: int(p) for sym, p, _f in repo.symbols_changed_since(conn, kb_id, -1, seq)}
-    stats = SymbolStats(pmf=pmf, n_symbols=int(node.get("symbol_count", 0)),
-                        total_unique_patterns=int(node.get("total_unique_patterns", 0)),
-                        total_pattern_frequencies=int(node.get("total_pattern_frequencies", 0)))
-    return predict(stm, patterns, stats, PredictConfig.from_mapping(prediction_settings(config)))
+    index, stats, lock = overlay(ctx, conn, kb_id)
+    with lock:
+        result = predict(stm, index, stats, PredictConfig.from_mapping(prediction_settings(config)))
+    monitoring.predictions_computed(len(result[0]))
+    return result
 
 
-def compute(ctx: Context, kb_id: str, stm: list, config: dict) -> tuple[list, list]:
-    return compute_from_settings(ctx, kb_id, stm, prediction_settings(config))
+def compute(ctx: Context, kb_id: str, stm: list, config: dict, node: dict | None = None) -> tuple[list, list]:
+    return compute_from_settings(ctx, kb_id, stm, prediction_settings(config), node)
 
 
 def session_predictions(ctx: Context, session_id: str) -> dict:
     """Compute predictions from the session's STM with its settings; changes nothing stored."""
     with ctx.db.transaction() as conn:
-        row = open_session(ctx, conn, session_id)
-        config = effective_config(row["config"] or {}, server_defaults(ctx, conn))
-    stm = SessionState.from_dict(row["state"]).stm
-    predictions, future_potentials = compute(ctx, row["kb_id"], stm, config)
+        row, defaults = open_session_with_defaults(ctx, conn, session_id)
+        config = effective_config(row["config"] or {}, defaults)
+        stm = SessionState.from_dict(row["state"]).stm
+        # The node's change sequence, read in this transaction: the worker's index is refreshed
+        # only when it moved (a predictions call sees every learn committed before it started).
+        node = repo.get_node(conn, row["kb_id"]) if sum(len(e) for e in stm) >= 2 else None
+    predictions, future_potentials = compute(ctx, row["kb_id"], stm, config, node)
     return {"predictions": predictions, "future_potentials": future_potentials, "session_id": session_id,
             "processor_id": None, "count": len(predictions), "time": None, "unique_id": None}

@@ -46,8 +46,13 @@ def iso_offset(ts: float) -> str:
 
 def server_defaults(ctx: Context, conn) -> dict:
     """Return the effective server defaults: environment, overlaid by admin settings."""
+    return defaults_from_settings(ctx, repo.load_settings(conn))
+
+
+def defaults_from_settings(ctx: Context, settings: dict) -> dict:
+    """Overlay the admin settings `settings` on the environment's session defaults."""
     defaults = dict(ctx.config.session_defaults)
-    for key, value in repo.load_settings(conn).items():
+    for key, value in settings.items():
         if key in defaults:
             defaults[key] = value
     return defaults
@@ -72,6 +77,16 @@ def open_session(ctx: Context, conn, session_id: str, shape: str = "D") -> dict:
     if row is None:
         raise SessionNotFound(session_id, shape)
     return row
+
+
+def open_session_with_defaults(ctx: Context, conn, session_id: str, shape: str = "D") -> tuple[dict, dict]:
+    """Return (live session row, server defaults) like open_session + server_defaults, in one query."""
+    now = ctx.clock()
+    row, settings = repo.touch_session(conn, session_id, now, slide=ctx.config.session_auto_extend,
+                                       with_settings=True)
+    if row is None:
+        raise SessionNotFound(session_id, shape)
+    return row, defaults_from_settings(ctx, settings)
 
 
 def create_session(ctx: Context, node_id: str, metadata: dict | None, ttl_seconds: int | None,
@@ -112,8 +127,7 @@ def session_exists(ctx: Context, session_id: str) -> dict:
 
 def get_session(ctx: Context, session_id: str) -> dict:
     with ctx.db.transaction() as conn:
-        row = open_session(ctx, conn, session_id, shape="A")
-        defaults = server_defaults(ctx, conn)
+        row, defaults = open_session_with_defaults(ctx, conn, session_id, shape="A")
     return session_view(row, defaults, ctx.clock())
 
 
@@ -126,8 +140,7 @@ def delete_session(ctx: Context, session_id: str) -> dict:
 
 def get_config(ctx: Context, session_id: str) -> dict:
     with ctx.db.transaction() as conn:
-        row = open_session(ctx, conn, session_id)
-        defaults = server_defaults(ctx, conn)
+        row, defaults = open_session_with_defaults(ctx, conn, session_id)
     return {"session_id": session_id, "config": session_config.effective_config(row["config"] or {}, defaults)}
 
 

@@ -23,8 +23,12 @@ def is_sqlite(engine_or_url) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> Engine:
-    """Create an engine for `url`, configured for concurrent use by threads and processes."""
+def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5, pre_ping: bool = True) -> Engine:
+    """Create an engine for `url`, configured for concurrent use by threads and processes.
+
+    `pre_ping` tests each pooled PostgreSQL connection before use (one extra round trip
+    per transaction) so a database restart never surfaces as a failed request.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -41,7 +45,7 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
     )
 
@@ -65,9 +69,9 @@ def _configure_sqlite(engine: Engine) -> None:
 class Database:
     """The engine plus transaction helpers; one per process."""
 
-    def __init__(self, url: str, pool_size: int = 5, max_overflow: int = 5):
+    def __init__(self, url: str, pool_size: int = 5, max_overflow: int = 5, pre_ping: bool = True):
         self.url = url
-        self.engine = make_engine(url, pool_size, max_overflow)
+        self.engine = make_engine(url, pool_size, max_overflow, pre_ping)
         self.sqlite = is_sqlite(self.engine)
         self._pid = os.getpid()
 

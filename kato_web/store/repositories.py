@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Text, case, cast, delete, func, insert, select, update
+from sqlalchemy import Float, Text, bindparam, case, cast, delete, func, insert, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -22,6 +22,18 @@ settings_t = Setting.__table__
 
 # SQLite caps bound parameters per statement; stay well below it.
 _ROWS_PER_STATEMENT = 500
+
+# Statements on the hot path are built once (with bound parameters) and reused:
+# building a Core statement and its cache key costs more CPU than running it
+# (~1 ms for touch_session), and a reused statement's cache key is memoised.
+_statements: dict[tuple, Any] = {}
+
+
+def _statement(key: tuple, build):
+    stmt = _statements.get(key)
+    if stmt is None:
+        stmt = _statements[key] = build()
+    return stmt
 
 
 def _upsert(conn: Connection, table):
@@ -39,33 +51,59 @@ def insert_session(conn: Connection, row: dict) -> None:
     conn.execute(insert(sessions_t).values(**row))
 
 
+def _settings_object_for(dialect: str):
+    """Return a scalar subquery: every server setting as one JSON object (NULL when none)."""
+    if dialect == "postgresql":
+        agg = func.json_object_agg(settings_t.c.key, settings_t.c.value)
+    else:
+        agg = func.json_group_object(settings_t.c.key, func.json(settings_t.c.value))
+    return select(agg).scalar_subquery().label(SETTINGS_COLUMN)
+
+
+SETTINGS_COLUMN = "server_settings_"
+
+
+def _split_settings(row) -> tuple[dict, dict]:
+    values = dict(row)
+    settings = values.pop(SETTINGS_COLUMN)
+    if isinstance(settings, str):  # SQLite hands JSON back as text
+        settings = json.loads(settings)
+    return values, settings or {}
+
+
+def _touch_statement(dialect: str, slide: bool, lock: bool, with_settings: bool):
+    extra = (_settings_object_for(dialect),) if with_settings else ()
+    sid, now = bindparam("sid"), bindparam("now", type_=Float)
+    live = (sessions_t.c.session_id == sid, sessions_t.c.expires_at > now)
+    if slide:
+        new_expiry = now + sessions_t.c.ttl_seconds
+        return (update(sessions_t).where(*live)
+                .values(expires_at=case((sessions_t.c.expires_at < new_expiry, new_expiry),
+                                        else_=sessions_t.c.expires_at),
+                        access_count=sessions_t.c.access_count + 1)
+                .returning(*sessions_t.c, *extra))
+    stmt = select(sessions_t, *extra).where(*live)
+    if lock:
+        stmt = stmt.with_for_update(of=sessions_t) if with_settings else stmt.with_for_update()
+    return stmt
+
+
 def touch_session(conn: Connection, session_id: str, now: float, slide: bool,
-                  lock: bool = True) -> dict | None:
+                  lock: bool = True, with_settings: bool = False):
     """Return the live session row (locked until commit when `lock`), sliding its expiry.
 
     Sliding never moves expiry backwards, so an explicit extend lasts at least until
-    the time it set (spec/README.md decision 10.3).
+    the time it set (spec/README.md decision 10.3). With `with_settings` it returns
+    (row, server settings) instead, read by the same statement: one round trip fewer
+    on every session-scoped request.
     """
-    if slide:
-        new_expiry = now + sessions_t.c.ttl_seconds
-        stmt = (
-            update(sessions_t)
-            .where(sessions_t.c.session_id == session_id, sessions_t.c.expires_at > now)
-            .values(
-                expires_at=case((sessions_t.c.expires_at < new_expiry, new_expiry),
-                                else_=sessions_t.c.expires_at),
-                access_count=sessions_t.c.access_count + 1,
-            )
-            .returning(*sessions_t.c)
-        )
-        row = conn.execute(stmt).mappings().first()
+    dialect = conn.dialect.name
+    stmt = _statement(("touch", dialect, slide, lock and not slide, with_settings),
+                      lambda: _touch_statement(dialect, slide, lock, with_settings))
+    row = conn.execute(stmt, {"sid": session_id, "now": now}).mappings().first()
+    if not with_settings:
         return dict(row) if row else None
-    stmt = select(sessions_t).where(sessions_t.c.session_id == session_id,
-                                   sessions_t.c.expires_at > now)
-    if lock:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).mappings().first()
-    return dict(row) if row else None
+    return _split_settings(row) if row else (None, {})
 
 
 def get_session(conn: Connection, session_id: str) -> dict | None:
@@ -74,7 +112,19 @@ def get_session(conn: Connection, session_id: str) -> dict | None:
 
 
 def update_session(conn: Connection, session_id: str, **values: Any) -> None:
-    conn.execute(update(sessions_t).where(sessions_t.c.session_id == session_id).values(**values))
+    keys = tuple(sorted(values))
+    # None is written as SQL NULL, as .values(key=None) does (a bound None would be JSON null).
+    nulls = tuple(k for k in keys if values[k] is None)
+
+    def build():
+        # Parameter names must differ from column names in an UPDATE's SET clause.
+        return (update(sessions_t).where(sessions_t.c.session_id == bindparam("sid"))
+                .values({k: null() if k in nulls else bindparam("v_" + k, type_=sessions_t.c[k].type)
+                         for k in keys}))
+
+    params = {"v_" + k: v for k, v in values.items() if v is not None}
+    params["sid"] = session_id
+    conn.execute(_statement(("update_session", keys, nulls), build), params)
 
 
 def delete_session(conn: Connection, session_id: str) -> bool:
@@ -111,7 +161,8 @@ def ensure_node(conn: Connection, kb_id: str, now: float) -> None:
 
 
 def get_node(conn: Connection, kb_id: str) -> dict | None:
-    row = conn.execute(select(nodes_t).where(nodes_t.c.kb_id == kb_id)).mappings().first()
+    stmt = _statement(("get_node",), lambda: select(nodes_t).where(nodes_t.c.kb_id == bindparam("kb_id")))
+    row = conn.execute(stmt, {"kb_id": kb_id}).mappings().first()
     return dict(row) if row else None
 
 
@@ -246,6 +297,23 @@ def patterns_changed_since(conn: Connection, kb_id: str, after_seq: int, upto_se
     return [dict(r) for r in rows]
 
 
+def iter_patterns_in_learn_order(conn: Connection, kb_id: str, upto_seq: int,
+                                  batch: int = 20000):
+    """Yield lists of at most `batch` rows, all patterns of the node, in learn order (created_seq).
+
+    Each row is (name, events JSON text, frequency, emotives JSON text, created_seq): the caller
+    parses a whole batch at once, much faster than one decode per value. Streams (a server-side
+    cursor on PostgreSQL), so a worker can load a million patterns without holding every row.
+    """
+    stmt = (select(patterns_t.c.name, cast(patterns_t.c.events, Text), patterns_t.c.frequency,
+                   cast(patterns_t.c.emotives, Text), patterns_t.c.created_seq)
+            .where(patterns_t.c.kb_id == kb_id, patterns_t.c.updated_seq <= upto_seq)
+            .order_by(patterns_t.c.created_seq))
+    result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
+    for rows in result.partitions(batch):
+        yield rows
+
+
 def symbols_changed_since(conn: Connection, kb_id: str, after_seq: int, upto_seq: int) -> list[tuple]:
     return [tuple(r) for r in conn.execute(
         select(symbols_t.c.symbol, symbols_t.c.pattern_member_frequency, symbols_t.c.frequency)
@@ -270,3 +338,27 @@ def search_patterns(conn: Connection, kb_id: str, name_prefix: str | None = None
     stmt = stmt.order_by(patterns_t.c.frequency.desc(), patterns_t.c.name).limit(limit).offset(offset)
     return [dict(r) for r in conn.execute(stmt).mappings().all()]
 
+
+
+# ---------------------------------------------------------------- admin browsing
+
+def count_search_patterns(conn: Connection, kb_id: str, name_prefix: str | None = None,
+                          symbol: str | None = None) -> int:
+    """Count what `search_patterns` would page through (same filters, no limit)."""
+    stmt = select(func.count()).select_from(patterns_t).where(patterns_t.c.kb_id == kb_id)
+    if name_prefix:
+        stmt = stmt.where(patterns_t.c.name.startswith(name_prefix, autoescape=True))
+    if symbol:
+        stmt = stmt.where(cast(patterns_t.c.events, Text).contains(json.dumps(symbol), autoescape=True))
+    return conn.execute(stmt).scalar_one()
+
+
+def pattern_counts_by_node(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(patterns_t.c.kb_id, func.count()).group_by(patterns_t.c.kb_id))
+    return {kb_id: int(count) for kb_id, count in rows}
+
+
+def live_session_counts_by_node(conn: Connection, now: float) -> dict[str, int]:
+    rows = conn.execute(select(sessions_t.c.kb_id, func.count()).where(sessions_t.c.expires_at > now)
+                        .group_by(sessions_t.c.kb_id))
+    return {kb_id: int(count) for kb_id, count in rows}

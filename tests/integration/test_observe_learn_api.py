@@ -405,3 +405,39 @@ def test_stm_capped_at_1000(client, sid):
     assert body["final_stm_length"] == 1000
     events = stm(client, sid)
     assert len(events) == 1000 and events[-1] == ["s1099"] and events[0] == ["s100"]
+
+
+def test_multimodal_event_order(client, new_session):
+    # engine.md §10.1: strings ['multi','modal'] plus 2 vectors → one VCTR symbol, then 'modal', 'multi'
+    sid = new_session("mm-node")
+    observe(client, sid, strings=["multi", "modal"], vectors=[[0.5, 0.5], [1.0, 0.0]])
+    assert stm(client, sid) == [["VCTR|f11daefdddee30b6a7a043c084fad802f0553a99", "modal", "multi"]]
+
+
+def test_hashing_is_case_sensitive_and_ignores_emotives(client, sid):
+    # engine.md §10.2 test_edge_cases_comprehensive.py and test_pattern_hashing.py
+    lower = learn_events(client, sid, [["hello"], ["world"]])
+    upper = learn_events(client, sid, [["Hello"], ["World"]])
+    with_emotives = learn_events(client, sid, [["hello"], ["world"]], emotives={"joy": 0.3})
+    assert lower != upper and lower == with_emotives
+    assert re.fullmatch(r"PTRN\|[0-9a-f]{40}", lower)
+
+
+def test_oversized_observe_is_413_and_changes_nothing(database_url):
+    # spec/README.md decision 8: request size is capped; nothing stored changes
+    from kato_web import create_app
+    from tests.conftest import make_config
+
+    app = create_app(make_config(database_url, max_request_bytes=2000))
+    client = app.test_client()
+    kato = app.extensions["kato"]
+    try:
+        sid = client.post("/sessions", json={"node_id": "big"}).get_json()["session_id"]
+        observe(client, sid, strings=["small"])
+        before = snapshot(kato)
+        resp = client.post(f"/sessions/{sid}/observe", json={"strings": ["x" * 5000]})
+        assert resp.status_code == 413 and resp.get_json() == {"detail": "Request Entity Too Large"}
+        assert snapshot(kato) == before
+        assert stm(client, sid) == [["small"]]
+    finally:
+        kato.db.dispose()

@@ -1,0 +1,253 @@
+"""Run one Locust scenario headless against gunicorn on PostgreSQL; write CSV stats.
+
+    make load SCENARIO=mix USERS=32 DURATION=60s
+    python -m bench.run_load --scenario observe --users 32 --duration 60s
+
+Steps: make sure a template database holding the pre-loaded node exists (built once
+with bench/load_node.py, reused while its pattern count matches), copy it into a fresh
+run database (CREATE DATABASE … TEMPLATE, a file copy, so every run starts from the
+same 10,000 patterns), start gunicorn on it, run Locust for a fixed user count and
+duration, save Locust's CSV files, a server-side /metrics snapshot and a summary line
+under bench/results/, then stop gunicorn.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import load_node  # noqa: E402
+from tests.support import free_port  # noqa: E402
+
+SCENARIOS = ("mix", "observe", "predict", "batch", "health")
+RESULTS = ROOT / "bench" / "results"
+
+
+def _admin(url: str):
+    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+def _database_exists(admin, name: str) -> bool:
+    with admin.connect() as conn:
+        return conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is not None
+
+
+def _node_patterns(url: str, kb_id: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT total_unique_patterns FROM nodes WHERE kb_id = :k"),
+                               {"k": kb_id}).first()
+            return int(row[0]) if row else 0
+    except Exception:
+        return -1
+    finally:
+        engine.dispose()
+
+
+def prepare_database(base_url: str, run_db: str, node: str, patterns: int, seed: int) -> str:
+    """Return the URL of a fresh run database holding `patterns` patterns in `node`."""
+    from kato_web.services.sessions import kb_id_for
+    from kato_web.store.migrate import upgrade
+
+    url = make_url(base_url)
+    template = f"{run_db}_template_{patterns}_{seed}"
+    template_url = url.set(database=template).render_as_string(hide_password=False)
+    admin = _admin(base_url)
+    kb_id = kb_id_for(node, os.environ.get("KATO_SERVICE_NAME", "kato"))
+    try:
+        if not _database_exists(admin, template) or _node_patterns(template_url, kb_id) != patterns:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{template}"'))
+            upgrade(template_url)
+            if patterns:
+                started = time.perf_counter()
+                load_node.load(template_url, node, patterns, seed)
+                print(f"loaded {patterns} patterns into {template} in {time.perf_counter() - started:.0f} s")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{run_db}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{run_db}" TEMPLATE "{template}"'))
+    finally:
+        admin.dispose()
+    return url.set(database=run_db).render_as_string(hide_password=False)
+
+
+def start_gunicorn(database_url: str, workers: int, threads: int, extra_env: dict) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = dict(os.environ)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes a private one
+    env.update({"KATO_DATABASE_URL": database_url, "KATO_BIND": f"127.0.0.1:{port}",
+                "KATO_WORKERS": str(workers), "KATO_THREADS": str(threads), "KATO_LOG_LEVEL": "warning"})
+    env.update(extra_env)
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
+                            cwd=ROOT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}")
+        try:
+            if requests.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    stop(proc)
+    raise RuntimeError("gunicorn did not become ready")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _server_cpu(proc: subprocess.Popen, run_db: str) -> dict[str, dict[int, float]]:
+    """Return CPU seconds so far of gunicorn's processes and of PostgreSQL's backends for `run_db`."""
+    import psutil
+
+    def seconds(p):
+        t = p.cpu_times()
+        return t.user + t.system
+
+    out = {"gunicorn": {}, "postgres": {}}
+    try:
+        master = psutil.Process(proc.pid)
+        for p in [master, *master.children(recursive=True)]:
+            out["gunicorn"][p.pid] = seconds(p)
+    except psutil.Error:
+        pass
+    for p in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if p.info["name"] == "postgres" and any(f" {run_db} " in c for c in (p.info["cmdline"] or [])):
+                out["postgres"][p.pid] = seconds(p)
+        except psutil.Error:
+            pass
+    return out
+
+
+def wait_idle(proc: subprocess.Popen, run_db: str, timeout: float = 120.0) -> None:
+    """Wait until the workers have finished warming up (prediction kernels load in the background)."""
+    deadline = time.time() + timeout
+    last = _server_cpu(proc, run_db)
+    while time.time() < deadline:
+        time.sleep(1.0)
+        now = _server_cpu(proc, run_db)
+        if _cpu_used(last, now)["gunicorn"] < 0.05:
+            return
+        last = now
+
+
+def _cpu_used(before: dict, after: dict) -> dict[str, float]:
+    return {part: sum(v - before[part].get(pid, 0.0) for pid, v in after[part].items()) for part in after}
+
+
+def summarise(stats_csv: Path) -> dict:
+    """Return the Aggregated row of Locust's stats CSV as rps, p50/p95/p99 ms and error %."""
+    with stats_csv.open() as fh:
+        rows = list(csv.DictReader(fh))
+    out = {}
+    for row in rows:
+        name = row["Name"]
+        requests_n = int(row["Request Count"])
+        failures = int(row["Failure Count"])
+        out[name] = {
+            "requests": requests_n, "failures": failures,
+            "rps": float(row["Requests/s"]),
+            "p50_ms": float(row["50%"] or 0), "p95_ms": float(row["95%"] or 0), "p99_ms": float(row["99%"] or 0),
+            "avg_ms": float(row["Average Response Time"] or 0),
+            "error_pct": 100.0 * failures / requests_n if requests_n else 0.0,
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=SCENARIOS, default="mix")
+    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--spawn-rate", type=float, default=0, help="users started per second (default: all at once)")
+    parser.add_argument("--duration", default="60s")
+    parser.add_argument("--patterns", type=int, default=10_000, help="patterns pre-loaded into the node")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--node", default="load")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("KATO_WORKERS", "0")) or None)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("KATO_THREADS", "0")) or None)
+    parser.add_argument("--database-url", default=os.environ.get(
+        "KATO_LOAD_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/kato_load"))
+    parser.add_argument("--tag", default="", help="added to the result file names")
+    args = parser.parse_args(argv)
+
+    from kato_web.config import ServerSettings
+
+    server = ServerSettings.from_env()
+    workers = args.workers or server.workers
+    threads = args.threads or server.threads
+    patterns = args.patterns if args.scenario in ("mix", "predict") else 0
+    run_db = make_url(args.database_url).database
+    database_url = prepare_database(args.database_url, run_db, args.node, patterns, args.seed)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    prefix = RESULTS / f"{args.scenario}-u{args.users}-w{workers}t{threads}{args.tag}-{stamp}"
+    proc, url = start_gunicorn(database_url, workers, threads, {})
+    wait_idle(proc, run_db)
+    load_before = os.getloadavg()[0]
+    cpu_before = _server_cpu(proc, run_db)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        env = dict(os.environ, KATO_LOAD_NODE=args.node, KATO_LOAD_SEED=str(args.seed))
+        cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / f"{args.scenario}.py"),
+               "--headless", "-u", str(args.users), "-r", str(args.spawn_rate or args.users),
+               "-t", args.duration, "--host", url, "--csv", str(prefix), "--only-summary",
+               "--stop-timeout", "10", "--loglevel", "WARNING"]
+        locust = subprocess.run(cmd, cwd=ROOT, env=env)
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = _cpu_used(cpu_before, _server_cpu(proc, run_db))
+        cpu["locust"] = (children_after.ru_utime + children_after.ru_stime
+                         - children_before.ru_utime - children_before.ru_stime)
+        load_after = os.getloadavg()[0]
+        metrics = requests.get(url + "/metrics", timeout=30).json()
+        prefix.with_name(prefix.name + "_server_metrics.json").write_text(json.dumps(metrics, indent=1))
+    finally:
+        stop(proc)
+    summary = summarise(prefix.with_name(prefix.name + "_stats.csv"))
+    agg = summary.get("Aggregated", {})
+    line = {"scenario": args.scenario, "users": args.users, "duration": args.duration, "workers": workers,
+            "threads": threads, "patterns": patterns, "loadavg_before": round(load_before, 2),
+            "loadavg_after": round(load_after, 2), **agg}
+    # CPU milliseconds per request, by process group: robust to other load on the machine
+    # (throughput is not), and 2000 / their sum estimates requests/s on 2 idle cores.
+    if agg.get("requests"):
+        line["cpu_ms_per_request"] = {k: round(1000.0 * v / agg["requests"], 3) for k, v in cpu.items()}
+    prefix.with_name(prefix.name + "_summary.json").write_text(json.dumps({"aggregated": line, "by_name": summary},
+                                                                           indent=1))
+    print(json.dumps(line))
+    for name, row in summary.items():
+        if name != "Aggregated":
+            print(f"  {name:40s} {row['rps']:8.1f}/s p50 {row['p50_ms']:6.0f} p95 {row['p95_ms']:6.0f} "
+                  f"p99 {row['p99_ms']:6.0f} ms err {row['error_pct']:.2f}%")
+    return locust.returncode if locust.returncode not in (1,) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1433 @@
+"""A node's patterns as numpy arrays, with an exact, fast prediction path (engine.md §5, §6, §8.6).
+
+``PatternIndex`` keeps every pattern of a node in learn order in flat integer arrays (symbols
+interned to ids), an inverted index symbol → pattern positions with per-pattern counts (CSR), and
+the symbol table (pmf). ``PatternIndex.predict`` returns exactly what ``predictor.predict`` returns
+over the same patterns in the same order, bit for bit, at a fraction of the cost:
+
+1. Candidates. θ = 0 admits every pattern (§5.3). For θ > 0 the lossless bounds of §8.6 prune
+   before any exact work: the length window, and the count bound
+   ``LCS ≤ Σ_σ min(c_σ(p), c_σ(s))`` summed over the inverted index of the state's symbols. When
+   the state's symbols are so common that their postings cover most of the node, a direct scan is
+   cheaper than the index and gives the same set; both present candidates in learn order.
+2. Exact matching, compiled with numba: the LCS by Hyyrö's bit-parallel algorithm (exact, one
+   machine word per 64 state symbols), ``sim = 2·LCS/(L + n) >= θ``, then difflib's matching blocks
+   (``autojunk=False``, the same recursion as ``matching.BlockMatcher``) and the event span with
+   the tail-event correction, only for the patterns that pass.
+3. Ensemble and metrics for all candidates in one compiled pass, each float in the order
+   ``predictor`` evaluates it: sequential sums in learn order (never numpy's pairwise sums), the
+   itfdf cosine through the very BLAS ``ddot`` numpy's ``dot`` calls (so the blocked summation of
+   that kernel is reproduced by construction), libm's log10/log2/pow like CPython's ``math``.
+4. Ranking by (−key, name) with ``np.lexsort`` over the names' SHA-1 digests (hex order equals
+   byte order), and the full 29-key objects only for the top ``max_predictions``.
+
+The index is pure (numpy and numba, no Flask, no SQL) and supports the incremental updates a
+worker's cache needs: append new patterns (learn order = ``created_seq`` order), update the
+frequency and emotives of an existing one, set a symbol's pmf. When numba or numpy's bundled
+OpenBLAS is missing, ``FAST`` is False and ``predict`` falls back to the direct scan over
+``PatternRecord`` objects (same results, slower).
+
+Memory: per pattern about 4 bytes per symbol (flat ids) + 6 bytes per distinct symbol (postings)
++ 4 bytes per event boundary + 48 bytes of fixed columns (offsets, frequency, created_seq,
+digest); see docs/benchmarks-scale.md for measured figures.
+"""
+
+from __future__ import annotations
+
+import gc
+import glob
+import math
+import os
+from contextlib import contextmanager
+from time import perf_counter
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from . import metrics as mx
+from .predictor import PatternRecord, PredictConfig, RANK_KEYS, SymbolStats
+
+__all__ = ["FAST", "PatternIndex", "warm_up"]
+
+_I32 = np.int32
+_I64 = np.int64
+
+# ----------------------------------------------------------------------------------------------
+# numba kernels. Imported lazily-safe: if numba or the BLAS symbol is unavailable, FAST is False.
+
+FAST = False
+_ddot = None
+try:  # pragma: no branch
+    import llvmlite.binding as _llvm
+    from numba import njit, types as _nt
+
+    _libs = sorted(glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs",
+                                          "libscipy_openblas64_*.so")))
+    if _libs:
+        _llvm.load_library_permanently(_libs[0])
+        # numpy's 1-D float64 dot is ``0. + cblas_ddot(n, x, 1, y, 1)`` on this very symbol; calling
+        # it gives numpy's result to the last bit, whatever kernel OpenBLAS picked for this CPU.
+        _ddot = _nt.ExternalFunction(
+            "scipy_cblas_ddot64_",
+            _nt.float64(_nt.int64, _nt.voidptr, _nt.int64, _nt.voidptr, _nt.int64))
+        FAST = os.environ.get("KATO_FAST_PREDICT", "1").lower() not in ("0", "false", "no", "off")
+except ImportError:  # pragma: no cover - numba is pinned in requirements.txt
+    FAST = False
+
+if _ddot is not None:
+    _jit = njit(cache=True, nogil=True)
+    _U0 = np.uint64(0)
+    _U1 = np.uint64(1)
+    _UALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+    _M1 = np.uint64(0x5555555555555555)
+    _M2 = np.uint64(0x3333333333333333)
+    _M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+    _H01 = np.uint64(0x0101010101010101)
+    _FNV = np.uint64(1099511628211)
+    _FNV0 = np.uint64(14695981039346656037)
+
+    @_jit
+    def _popcount(x):
+        x = x - ((x >> _U1) & _M1)
+        x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+        x = (x + (x >> np.uint64(4))) & _M4
+        return np.int64((x * _H01) >> np.uint64(56))
+
+    @_jit
+    def _build_postings(flat, pstart, n_patterns, n_symbols):
+        """Return (indptr, positions, counts): for each symbol, the patterns holding it, ascending."""
+        seen = np.full(n_symbols, -1, _I64)
+        sizes = np.zeros(n_symbols + 1, _I64)
+        for p in range(n_patterns):
+            for t in range(pstart[p], pstart[p + 1]):
+                x = flat[t]
+                if seen[x] != p:
+                    seen[x] = p
+                    sizes[x + 1] += 1
+        indptr = np.zeros(n_symbols + 1, _I64)
+        for x in range(n_symbols):
+            indptr[x + 1] = indptr[x] + sizes[x + 1]
+        positions = np.empty(indptr[n_symbols], _I32)
+        counts = np.zeros(indptr[n_symbols], np.int16)
+        fill = indptr[:-1].copy()
+        slot = np.full(n_symbols, -1, _I64)
+        seen[:] = -1
+        for p in range(n_patterns):
+            for t in range(pstart[p], pstart[p + 1]):
+                x = flat[t]
+                if seen[x] != p:
+                    seen[x] = p
+                    slot[x] = fill[x]
+                    positions[fill[x]] = p
+                    fill[x] += 1
+                if counts[slot[x]] < 32767:
+                    counts[slot[x]] += 1
+        return indptr, positions, counts
+
+    @_jit
+    def _distinct_counts(flat, pstart, lo, hi, n_symbols):
+        """Return the number of distinct symbols of each pattern in [lo, hi)."""
+        seen = np.full(n_symbols, -1, _I64)
+        out = np.zeros(hi - lo, _I32)
+        for p in range(lo, hi):
+            k = 0
+            for t in range(pstart[p], pstart[p + 1]):
+                x = flat[t]
+                if seen[x] != p:
+                    seen[x] = p
+                    k += 1
+            out[p - lo] = k
+        return out
+
+    @_jit
+    def _union(indptr, positions, syms, n_indexed, n_patterns):
+        """Return the patterns holding any of ``syms`` (ascending), plus the unindexed tail."""
+        mark = np.zeros(n_indexed, np.uint8)
+        for u in range(syms.shape[0]):
+            x = syms[u]
+            for t in range(indptr[x], indptr[x + 1]):
+                mark[positions[t]] = 1
+        k = 0
+        for p in range(n_indexed):
+            k += mark[p]
+        out = np.empty(k + n_patterns - n_indexed, _I64)
+        k = 0
+        for p in range(n_indexed):
+            if mark[p]:
+                out[k] = p
+                k += 1
+        for p in range(n_indexed, n_patterns):
+            out[k] = p
+            k += 1
+        return out
+
+    @_jit
+    def _count_bound(indptr, positions, counts, q_syms, q_counts, n_indexed, n_patterns, pstart,
+                     n, theta, len_lo, len_hi):
+        """Return the positions (ascending) whose count bound 2·Σmin(c_p, c_s)/(L+n) reaches θ.
+
+        Patterns appended after the postings were built (positions >= n_indexed) are all kept
+        when their length fits; the exact pass decides.
+        """
+        acc = np.zeros(n_indexed, np.int32)
+        for u in range(q_syms.shape[0]):
+            x = q_syms[u]
+            c_s = q_counts[u]
+            for t in range(indptr[x], indptr[x + 1]):
+                c = counts[t]
+                acc[positions[t]] += c if c < c_s else c_s
+        out = np.empty(n_patterns, _I64)
+        k = 0
+        for p in range(n_indexed):
+            a = acc[p]
+            if a > 0:
+                length = pstart[p + 1] - pstart[p]
+                if length < len_lo or length > len_hi:
+                    continue
+                if (2 * a) / (length + n) >= theta:
+                    out[k] = p
+                    k += 1
+        for p in range(n_indexed, n_patterns):
+            out[k] = p
+            k += 1
+        return out[:k]
+
+    @_jit
+    def _lcs(loc, length, pm, words, n, vbuf):
+        """Return the LCS of the pattern (local ids, -1 = absent from the state) and the state."""
+        if words == 1:
+            v = _UALL
+            for t in range(length):
+                x = loc[t]
+                if x >= 0:
+                    m = pm[x, 0]
+                    u = v & m
+                    v = (v + u) | (v - u)
+            if n == 64:
+                return _popcount(~v)
+            return _popcount(~v & ((_U1 << np.uint64(n)) - _U1))
+        for w in range(words):
+            vbuf[w] = _UALL
+        for t in range(length):
+            x = loc[t]
+            if x < 0:
+                continue
+            carry = _U0
+            for w in range(words):
+                vw = vbuf[w]
+                u = vw & pm[x, w]
+                s1 = vw + carry
+                c1 = _U1 if s1 < carry else _U0
+                s2 = s1 + u
+                c2 = _U1 if s2 < u else _U0
+                vbuf[w] = s2 | (vw - u)
+                carry = c1 | c2
+        total = 0
+        for w in range(words):
+            bits = n - 64 * w
+            vw = ~vbuf[w]
+            if bits < 64:
+                vw = vw & ((_U1 << np.uint64(bits)) - _U1)
+            total += _popcount(vw)
+        return total
+
+    @_jit
+    def _blocks(loc, length, n, pos_ptr, pos, prv, cur, found, queue):
+        """Fill ``found`` with difflib's merged matching blocks (autojunk off); return their count.
+
+        ``prv``/``cur`` are zeroed int arrays of n + 1 entries (left zeroed on return).
+        """
+        nfound = 0
+        queue[0, 0] = 0
+        queue[0, 1] = length
+        queue[0, 2] = 0
+        queue[0, 3] = n
+        nq = 1
+        while nq > 0:
+            nq -= 1
+            alo = queue[nq, 0]
+            ahi = queue[nq, 1]
+            blo = queue[nq, 2]
+            bhi = queue[nq, 3]
+            besti = alo
+            bestj = blo
+            bestsize = 0
+            last = -1  # the local symbol whose positions are set in prv
+            for i in range(alo, ahi):
+                x = loc[i]
+                if x >= 0:
+                    for t in range(pos_ptr[x], pos_ptr[x + 1]):
+                        j = pos[t]
+                        if j < blo:
+                            continue
+                        if j >= bhi:
+                            break
+                        k = prv[j] + 1  # prv[j] holds the run ending at b[j - 1]
+                        cur[j + 1] = k
+                        if k > bestsize:
+                            besti = i - k + 1
+                            bestj = j - k + 1
+                            bestsize = k
+                if last >= 0:
+                    for t in range(pos_ptr[last], pos_ptr[last + 1]):
+                        prv[pos[t] + 1] = 0
+                tmp = prv
+                prv = cur
+                cur = tmp
+                last = x
+            if last >= 0:
+                for t in range(pos_ptr[last], pos_ptr[last + 1]):
+                    prv[pos[t] + 1] = 0
+            if bestsize > 0:
+                found[nfound, 0] = besti
+                found[nfound, 1] = bestj
+                found[nfound, 2] = bestsize
+                nfound += 1
+                if alo < besti and blo < bestj:
+                    queue[nq, 0] = alo
+                    queue[nq, 1] = besti
+                    queue[nq, 2] = blo
+                    queue[nq, 3] = bestj
+                    nq += 1
+                if besti + bestsize < ahi and bestj + bestsize < bhi:
+                    queue[nq, 0] = besti + bestsize
+                    queue[nq, 1] = ahi
+                    queue[nq, 2] = bestj + bestsize
+                    queue[nq, 3] = bhi
+                    nq += 1
+        # Sort by (i, j): blocks never overlap in the pattern, so i alone orders them.
+        for u in range(1, nfound):
+            a0 = found[u, 0]
+            a1 = found[u, 1]
+            a2 = found[u, 2]
+            v = u - 1
+            while v >= 0 and found[v, 0] > a0:
+                found[v + 1, 0] = found[v, 0]
+                found[v + 1, 1] = found[v, 1]
+                found[v + 1, 2] = found[v, 2]
+                v -= 1
+            found[v + 1, 0] = a0
+            found[v + 1, 1] = a1
+            found[v + 1, 2] = a2
+        merged = 0
+        for u in range(nfound):
+            if merged > 0 and (found[merged - 1, 0] + found[merged - 1, 2] == found[u, 0]
+                               and found[merged - 1, 1] + found[merged - 1, 2] == found[u, 1]):
+                found[merged - 1, 2] += found[u, 2]
+            else:
+                found[merged, 0] = found[u, 0]
+                found[merged, 1] = found[u, 1]
+                found[merged, 2] = found[u, 2]
+                merged += 1
+        return merged
+
+    @_jit
+    def _match(cand, flat, pstart, ebstart, ebounds, distinct, local_of, s_loc, n, k_state, pm,
+               words, pos_ptr, pos, theta, len_lo, len_hi, jac_on, jac_min, jac_thr, max_len):
+        """Score the candidates exactly; return (positions, sim, M, r, e1, e2) of those that pass."""
+        nc = cand.shape[0]
+        out_p = np.empty(nc, _I64)
+        out_sim = np.empty(nc, np.float64)
+        out_m = np.empty(nc, _I64)
+        out_r = np.empty(nc, _I64)
+        out_e1 = np.empty(nc, _I64)
+        out_e2 = np.empty(nc, _I64)
+        loc = np.empty(max_len + 1, _I64)
+        vbuf = np.empty(words, np.uint64)
+        prv = np.zeros(n + 2, _I64)
+        cur = np.zeros(n + 2, _I64)
+        found = np.empty((n + 1, 3), _I64)
+        queue = np.empty((2 * n + 4, 4), _I64)
+        seen = np.zeros(k_state, np.uint8)
+        kept = 0
+        for c in range(nc):
+            p = cand[c]
+            a = pstart[p]
+            length = pstart[p + 1] - a
+            if length < len_lo or length > len_hi:
+                continue
+            total = length + n
+            shorter = length if length < n else n
+            if theta > 0 and (2 * shorter) / total < theta:
+                continue  # lossless: the LCS never exceeds the shorter sequence (§8.6)
+            hits = 0
+            for t in range(length):
+                x = local_of[flat[a + t]]
+                loc[t] = x
+                if x >= 0:
+                    hits += 1
+            if jac_on:
+                overlap = 0
+                for t in range(length):
+                    x = loc[t]
+                    if x >= 0 and seen[x] == 0:
+                        seen[x] = 1
+                        overlap += 1
+                for t in range(length):
+                    x = loc[t]
+                    if x >= 0:
+                        seen[x] = 0
+                if overlap < jac_min:
+                    continue
+                union = distinct[p] + k_state - overlap
+                if not overlap / union >= jac_thr:
+                    continue
+            if hits == 0:
+                if theta > 0:
+                    continue
+                sim = 0.0
+            else:
+                shorter = hits if hits < n else n
+                if theta > 0 and (2 * shorter) / total < theta:
+                    continue  # lossless: only positions holding a state symbol can match
+                sim = (2 * _lcs(loc, length, pm, words, n, vbuf)) / total
+                if not sim >= theta:
+                    continue
+            r = 0
+            if hits > 0:
+                r = _blocks(loc, length, n, pos_ptr, pos, prv, cur, found, queue)
+            if r == 0:
+                if theta > 0:
+                    continue
+                m = 0
+                a0 = 0
+                q = length
+            else:
+                m = 0
+                for u in range(r):
+                    m += found[u, 2]
+                a0 = found[0, 0]
+                q = found[r - 1, 0] + found[r - 1, 2] - a0
+            b0 = ebstart[p]
+            b1 = ebstart[p + 1]  # ebounds[b0:b1] = C_0 = 0, C_1, ..., C_m
+            e1 = 0
+            while ebounds[b0 + e1] < a0:
+                e1 += 1
+            e2 = e1
+            while ebounds[b0 + e2] < a0 + q:
+                e2 += 1
+            if e1 > 0 and m > 0:
+                first = s_loc[found[0, 1]]
+                for t in range(ebounds[b0 + e1 - 1], ebounds[b0 + e1]):
+                    if loc[t] == first:
+                        e1 -= 1
+                        break
+            out_p[kept] = p
+            out_sim[kept] = sim
+            out_m[kept] = m
+            out_r[kept] = r
+            out_e1[kept] = e1
+            out_e2[kept] = e2
+            kept += 1
+        return (out_p[:kept], out_sim[:kept], out_m[:kept], out_r[:kept], out_e1[:kept],
+                out_e2[:kept])
+
+    @_jit
+    def _top_blocks(cp, flat, pstart, local_of, n, pos_ptr, pos, max_len):
+        """Return (blocks per candidate, their (j, k) in the state) for a few candidates."""
+        nc = cp.shape[0]
+        loc = np.empty(max_len + 1, _I64)
+        prv = np.zeros(n + 2, _I64)
+        cur = np.zeros(n + 2, _I64)
+        found = np.empty((n + 1, 3), _I64)
+        queue = np.empty((2 * n + 4, 4), _I64)
+        per = np.zeros(nc, _I64)
+        out = np.empty((nc * (n + 1), 2), _I64)
+        k = 0
+        for c in range(nc):
+            p = cp[c]
+            a = pstart[p]
+            length = pstart[p + 1] - a
+            hits = 0
+            for t in range(length):
+                x = local_of[flat[a + t]]
+                loc[t] = x
+                if x >= 0:
+                    hits += 1
+            if hits == 0:
+                continue
+            r = _blocks(loc, length, n, pos_ptr, pos, prv, cur, found, queue)
+            per[c] = r
+            for u in range(r):
+                out[k, 0] = found[u, 1]
+                out[k, 1] = found[u, 2]
+                k += 1
+        return per, out[:k]
+
+    @_jit
+    def _domain(cp, e1, e2, flat, pstart, ebstart, ebounds, n_symbols):
+        """Return D, every symbol of every present span (engine.md §6), in first appearance."""
+        mark = np.zeros(n_symbols, np.uint8)
+        out = np.empty(n_symbols, _I64)
+        k = 0
+        for c in range(cp.shape[0]):
+            p = cp[c]
+            a = pstart[p]
+            b0 = ebstart[p]
+            for t in range(a + ebounds[b0 + e1[c]], a + ebounds[b0 + e2[c]]):
+                x = flat[t]
+                if mark[x] == 0:
+                    mark[x] = 1
+                    out[k] = x
+                    k += 1
+        return out[:k]
+
+    @_jit
+    def _gather_events(ps, starts, flat, pstart, ebstart, ebounds):
+        """Return (symbol ids, event sizes, events per pattern) of events[start:] of each pattern."""
+        total = 0
+        nev = 0
+        for u in range(ps.shape[0]):
+            p = ps[u]
+            b0 = ebstart[p]
+            total += ebounds[ebstart[p + 1] - 1] - ebounds[b0 + starts[u]]
+            nev += ebstart[p + 1] - b0 - 1 - starts[u]
+        ids = np.empty(total, _I64)
+        sizes = np.empty(nev, _I64)
+        per = np.empty(ps.shape[0], _I64)
+        k = 0
+        e = 0
+        for u in range(ps.shape[0]):
+            p = ps[u]
+            a = pstart[p]
+            b0 = ebstart[p]
+            m = ebstart[p + 1] - b0 - 1
+            per[u] = m - starts[u]
+            for ev in range(starts[u], m):
+                lo = ebounds[b0 + ev]
+                hi = ebounds[b0 + ev + 1]
+                sizes[e] = hi - lo
+                e += 1
+                for t in range(a + lo, a + hi):
+                    ids[k] = flat[t]
+                    k += 1
+        return ids, sizes, per
+
+    @_jit
+    def _sorted_event(flat, lo, hi, buf):
+        """Copy flat[lo:hi] into buf sorted ascending (an event as a multiset); return its size."""
+        size = hi - lo
+        for t in range(size):
+            v = flat[lo + t]
+            u = t - 1
+            while u >= 0 and buf[u] > v:
+                buf[u + 1] = buf[u]
+                u -= 1
+            buf[u + 1] = v
+        return size
+
+    @_jit
+    def _future_hash(p, e2, flat, pstart, ebstart, ebounds, buf):
+        a = pstart[p]
+        b0 = ebstart[p]
+        b1 = ebstart[p + 1]
+        h = _FNV0
+        for e in range(e2, b1 - b0 - 1):
+            size = _sorted_event(flat, a + ebounds[b0 + e], a + ebounds[b0 + e + 1], buf)
+            h = (h ^ np.uint64(size + 1)) * _FNV
+            for t in range(size):
+                h = (h ^ np.uint64(buf[t] + 7)) * _FNV
+        return h
+
+    @_jit
+    def _future_equal(p, e2, q, f2, flat, pstart, ebstart, ebounds, buf, buf2):
+        """Tell whether two futures are equal as lists of sorted events (KATO's group key)."""
+        mp = ebstart[p + 1] - ebstart[p] - 1
+        mq = ebstart[q + 1] - ebstart[q] - 1
+        if mp - e2 != mq - f2:
+            return False
+        ap = pstart[p]
+        aq = pstart[q]
+        bp = ebstart[p]
+        bq = ebstart[q]
+        for u in range(mp - e2):
+            s1 = _sorted_event(flat, ap + ebounds[bp + e2 + u], ap + ebounds[bp + e2 + u + 1], buf)
+            s2 = _sorted_event(flat, aq + ebounds[bq + f2 + u], aq + ebounds[bq + f2 + u + 1], buf2)
+            if s1 != s2:
+                return False
+            for t in range(s1):
+                if buf[t] != buf2[t]:
+                    return False
+        return True
+
+    @_jit
+    def _ensemble(cp, sim, m_arr, r_arr, e1, e2, flat, pstart, ebstart, ebounds, freq, pmf,
+                  has_pmf, tup, tpf, n, local_of, local_node, local_count, local_rank, dom,
+                  dom_rank, n_symbols, max_len):
+        """Compute the ensemble quantities and every per-candidate metric (engine.md §6).
+
+        Every float is evaluated as ``predictor._Ensemble`` evaluates it; sums run left to right
+        in candidate (learn) order.
+        """
+        nc = cp.shape[0]
+        k_state = local_node.shape[0]
+        total_f = 0
+        for c in range(nc):
+            total_f += freq[cp[c]]
+
+        # π, log10 q and idf over D.
+        pi = np.zeros(n_symbols, np.float64)
+        in_dom = np.zeros(n_symbols, np.uint8)
+        rank = np.zeros(n_symbols, _I64)
+        log10q = np.zeros(n_symbols, np.float64)
+        idf = np.zeros(n_symbols, np.float64)
+        for u in range(dom.shape[0]):
+            x = dom[u]
+            in_dom[x] = 1
+            rank[x] = dom_rank[u]
+            if has_pmf[x] and tup != 0:
+                pi[x] = pmf[x] / tup
+            v = pi[x]
+            log10q[x] = math.log10(v if v > 0 else 1e-10)
+            if tup != 0:
+                w = np.int64(v * tup)
+                if w == 0:
+                    w = 1
+                idf[x] = math.log2(tup / w) + 1
+        # The state's half of the itfdf vectors: π(σ)·count_s(σ), 0 outside D.
+        state_w = np.zeros(k_state, np.float64)
+        state_any = False
+        for l in range(k_state):
+            x = local_node[l]
+            if x >= 0 and in_dom[x]:
+                state_w[l] = pi[x] * local_count[l]
+            if state_w[l] != 0:
+                state_any = True
+
+        # Σ sim·prior and the future groups, in candidate order.
+        evidence_sum = 0.0
+        group_of = np.full(nc, -1, _I64)
+        gw = np.zeros(nc, np.float64)
+        gcount = np.zeros(nc, _I64)
+        grep = np.zeros(nc, _I64)
+        ghash = np.zeros(nc, np.uint64)
+        size = 1
+        while size < 2 * nc + 2:
+            size *= 2
+        table = np.full(size, -1, _I64)
+        mask = np.uint64(size - 1)
+        buf = np.empty(max_len + 1, _I64)
+        buf2 = np.empty(max_len + 1, _I64)
+        ngroups = 0
+        for c in range(nc):
+            p = cp[c]
+            f = freq[p]
+            prior = f / total_f if total_f else 0.0
+            evidence_sum = evidence_sum + sim[c] * prior
+            m_events = ebstart[p + 1] - ebstart[p] - 1
+            if e2[c] >= m_events:
+                continue
+            h = _future_hash(p, e2[c], flat, pstart, ebstart, ebounds, buf)
+            slot = h & mask
+            g = -1
+            while True:
+                g0 = table[slot]
+                if g0 < 0:
+                    break
+                if ghash[g0] == h:
+                    rc = grep[g0]
+                    if _future_equal(p, e2[c], cp[rc], e2[rc], flat, pstart, ebstart, ebounds,
+                                     buf, buf2):
+                        g = g0
+                        break
+                slot = (slot + _U1) & mask
+            if g < 0:
+                g = ngroups
+                ngroups += 1
+                table[slot] = g
+                ghash[g] = h
+                grep[g] = c
+            group_of[c] = g
+            gw[g] = gw[g] + f * sim[c]
+            gcount[g] += 1
+        w_total = 0.0
+        for g in range(ngroups):
+            w_total = w_total + gw[g]
+        agg = np.zeros(ngroups, np.float64)
+        for g in range(ngroups):
+            agg[g] = gw[g] / w_total if w_total else 0.0
+
+        ev = np.empty(nc, np.float64)
+        conf = np.empty(nc, np.float64)
+        snr = np.empty(nc, np.float64)
+        itfdf = np.empty(nc, np.float64)
+        pot = np.empty(nc, np.float64)
+        confl = np.empty(nc, np.float64)
+        tfidf = np.empty(nc, np.float64)
+        prob = np.empty(nc, np.float64)
+        strength = np.empty(nc, np.float64)
+        info = np.empty(nc, np.float64)
+        prior_a = np.empty(nc, np.float64)
+        post = np.empty(nc, np.float64)
+        # Scratch for one candidate's present counts (first appearance) and its itfdf vectors.
+        slot_of = np.full(n_symbols, -1, _I64)
+        rsym = np.empty(max_len + 1, _I64)
+        rcnt = np.empty(max_len + 1, _I64)
+        ucap = max_len + k_state + 1
+        urank = np.empty(ucap, _I64)
+        ua = np.empty(ucap, np.float64)
+        ub = np.empty(ucap, np.float64)
+        va = np.empty(ucap, np.float64)
+        vb = np.empty(ucap, np.float64)
+        for c in range(nc):
+            p = cp[c]
+            f = freq[p]
+            m = m_arr[c]
+            a = pstart[p]
+            length = pstart[p + 1] - a
+            b0 = ebstart[p]
+            lo = a + ebounds[b0 + e1[c]]
+            hi = a + ebounds[b0 + e2[c]]
+            rho = hi - lo
+            nd = 0
+            for t in range(lo, hi):
+                x = flat[t]
+                s = slot_of[x]
+                if s < 0:
+                    slot_of[x] = nd
+                    rsym[nd] = x
+                    rcnt[nd] = 1
+                    nd += 1
+                else:
+                    rcnt[s] += 1
+            e = m / length if length else 0.0
+            cf = m / rho if rho else 0.0
+            extra = n - m
+            den = 2.0 * m + extra
+            sg = (2.0 * m - extra) / den if den != 0 else 0.0
+            frag = r_arr[c] - 1
+            # itfdf: cosine of the π-weighted count vectors over sorted(ρ ∪ s) (engine.md §6.13).
+            if total_f == 0:
+                it = 0.0
+            else:
+                rho_any = False
+                for u in range(nd):
+                    if pi[rsym[u]] != 0:
+                        rho_any = True
+                        break
+                if state_any and rho_any:
+                    nu = 0
+                    for l in range(k_state):
+                        x = local_node[l]
+                        urank[nu] = local_rank[l]
+                        ua[nu] = state_w[l]
+                        bval = 0.0
+                        if x >= 0:
+                            s = slot_of[x]
+                            if s >= 0:
+                                bval = pi[x] * rcnt[s]
+                        ub[nu] = bval
+                        nu += 1
+                    for u in range(nd):
+                        x = rsym[u]
+                        l = local_of[x]
+                        if l >= 0:
+                            continue
+                        urank[nu] = rank[x]
+                        ua[nu] = 0.0
+                        ub[nu] = pi[x] * rcnt[u]
+                        nu += 1
+                    # Insertion sort by string rank (at most |ρ| + k entries).
+                    for u in range(1, nu):
+                        kr = urank[u]
+                        xa = ua[u]
+                        xb = ub[u]
+                        v = u - 1
+                        while v >= 0 and urank[v] > kr:
+                            urank[v + 1] = urank[v]
+                            ua[v + 1] = ua[v]
+                            ub[v + 1] = ub[v]
+                            v -= 1
+                        urank[v + 1] = kr
+                        ua[v + 1] = xa
+                        ub[v + 1] = xb
+                    for u in range(nu):
+                        va[u] = ua[u]
+                        vb[u] = ub[u]
+                    dab = 0.0 + _ddot(nu, va.ctypes.data, 1, vb.ctypes.data, 1)
+                    daa = 0.0 + _ddot(nu, va.ctypes.data, 1, va.ctypes.data, 1)
+                    dbb = 0.0 + _ddot(nu, vb.ctypes.data, 1, vb.ctypes.data, 1)
+                    d = 1 - dab / (math.sqrt(daa) * math.sqrt(dbb))
+                else:
+                    d = 1.0
+                it = 1 - d * f / total_f
+            gval = 0.0 if frag == -1 else 1 / (frag + 1)
+            ev[c] = e
+            conf[c] = cf
+            snr[c] = sg
+            itfdf[c] = it
+            pot[c] = (e + cf) * sg + it + gval
+            # confluence: (f/TPF)·(1 − 10 ** Σ log10 q(x)) over the flat present, in order.
+            lsum = 0.0
+            for t in range(lo, hi):
+                lsum = lsum + log10q[flat[t]]
+            ratio = f / tpf if tpf else 0.0
+            confl[c] = ratio * (1 - 10.0 ** lsum)
+            # tfidf: mean over distinct present symbols (first appearance) of tf·idf.
+            if rho == 0 or tup == 0:
+                tfidf[c] = 0.0
+            else:
+                tsum = 0.0
+                for u in range(nd):
+                    tsum = tsum + (rcnt[u] / rho) * idf[rsym[u]]
+                tfidf[c] = tsum / nd
+            for u in range(nd):
+                slot_of[rsym[u]] = -1
+            if total_f:
+                prob[c] = f / total_f
+                strength[c] = sim[c] * f / total_f
+                prior_a[c] = f / total_f
+            else:
+                prob[c] = 0.0
+                strength[c] = 0.0
+                prior_a[c] = 0.0
+            gi = group_of[c]
+            a_phi = agg[gi] if gi >= 0 else 0.0
+            info[c] = strength[c] / a_phi if a_phi else 0.0
+            post[c] = sim[c] * prior_a[c] / evidence_sum if evidence_sum else 0.0
+        return (ev, conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior_a, post,
+                group_of, gw[:ngroups], gcount[:ngroups], agg, grep[:ngroups], total_f,
+                evidence_sum, pi)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _collector_paused():
+    """Pause the cyclic garbage collector while building many acyclic containers.
+
+    A response at θ = 0.1 over 100,000 patterns holds ~200,000 lists and dicts; with the
+    collector on, its full collections walk the growing result again and again.
+    """
+    enabled = gc.isenabled()
+    if enabled:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _grow(array: np.ndarray, need: int) -> np.ndarray:
+    """Return ``array`` with room for at least ``need`` entries (capacity doubles)."""
+    if need <= array.shape[0]:
+        return array
+    size = max(need, 2 * array.shape[0], 16)
+    grown = np.zeros(size, dtype=array.dtype)
+    grown[: array.shape[0]] = array
+    return grown
+
+
+class _PmfView(Mapping):
+    """A read-only Mapping symbol → pmf over an index's symbol table."""
+
+    def __init__(self, index: "PatternIndex"):
+        self._index = index
+
+    def __getitem__(self, symbol: str) -> int:
+        ix = self._index
+        i = ix._sym_id.get(symbol)
+        if i is None or not ix._has_pmf[i]:
+            raise KeyError(symbol)
+        return int(ix._pmf[i])
+
+    def __iter__(self) -> Iterator[str]:
+        ix = self._index
+        has = ix._has_pmf
+        return (s for i, s in enumerate(ix._sym_names) if has[i])
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self._index._has_pmf[: len(self._index._sym_names)]))
+
+
+class PatternIndex:
+    """One node's patterns in learn order, interned to integer arrays, with an inverted index.
+
+    Not thread-safe: callers serialise updates and predictions (the knowledge cache holds a lock).
+    """
+
+    # A fresh postings build is due when this many patterns were appended since the last one
+    # (and at least 1/16 of the node): the appended tail is scanned directly meanwhile.
+    TAIL_REBUILD = 4096
+
+    def __init__(self) -> None:
+        self._sym_id: dict[str, int] = {}
+        self._sym_names: list[str] = []
+        self._names_arr = np.empty(16, dtype=object)  # the same names, for C-speed gathers
+        self._pmf = np.zeros(16, _I64)
+        self._has_pmf = np.zeros(16, np.bool_)
+        self._n = 0
+        self._flat = np.zeros(64, _I32)
+        self._flat_len = 0
+        self._pstart = np.zeros(17, _I64)
+        self._ebounds = np.zeros(64, _I32)
+        self._eb_len = 0
+        self._ebstart = np.zeros(17, _I64)
+        self._freq = np.zeros(16, _I64)
+        self._seq = np.zeros(16, _I64)
+        self._distinct = np.zeros(16, _I32)
+        self._digest = np.zeros((16, 3), np.uint64)  # big-endian words of the SHA-1 name
+        self._emotives: dict[int, list] = {}
+        self._max_len = 0
+        self._indexed = 0
+        self._indptr = np.zeros(1, _I64)
+        self._positions = np.zeros(0, _I32)
+        self._counts = np.zeros(0, np.int16)
+        # Postings summed beyond this share of the node's symbols: scan every pattern instead.
+        self.scan_ratio = 0.5
+        # Set to a dict to have ``predict`` record where its time goes (bench/predict_bench.py).
+        self.phase_times: dict | None = None
+
+    # ------------------------------------------------------------------ building
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def n_symbols(self) -> int:
+        """Return how many distinct symbols the index has interned."""
+        return len(self._sym_names)
+
+    def _intern(self, symbol: str) -> int:
+        i = self._sym_id.get(symbol)
+        if i is None:
+            i = self._sym_id[symbol] = len(self._sym_names)
+            self._sym_names.append(symbol)
+            if i >= self._pmf.shape[0]:
+                self._pmf = _grow(self._pmf, i + 1)
+                self._has_pmf = _grow(self._has_pmf, i + 1)
+                names = np.empty(self._pmf.shape[0], dtype=object)
+                names[: self._names_arr.shape[0]] = self._names_arr
+                self._names_arr = names
+            self._names_arr[i] = symbol
+        return i
+
+    def set_pmf(self, symbol: str, pmf: int) -> None:
+        """Set a symbol's pattern-member frequency (engine.md §4.5)."""
+        i = self._intern(symbol)
+        self._pmf[i] = int(pmf)
+        self._has_pmf[i] = True
+
+    def set_pmfs(self, items: Iterable[tuple[str, int]]) -> None:
+        """Set many symbols' pmf."""
+        for symbol, pmf in items:
+            self.set_pmf(symbol, pmf)
+
+    def pmf(self) -> Mapping[str, int]:
+        """Return a read-only Mapping symbol → pmf."""
+        return _PmfView(self)
+
+    def last_seq(self) -> int:
+        """Return the created_seq of the most recently added pattern (-1 when empty)."""
+        return int(self._seq[self._n - 1]) if self._n else -1
+
+    def add(self, name: str, events: Sequence[Sequence[str]], frequency: int,
+            emotives: Sequence[Mapping[str, float]] = (), created_seq: int | None = None) -> int:
+        """Append a pattern learned after every pattern already in the index; return its position.
+
+        ``name`` is the bare 40-hex SHA-1 digest. ``created_seq`` must grow with each add (it is
+        how ``position_of_seq`` finds the pattern again); it defaults to the position.
+        """
+        digest = bytes.fromhex(name)
+        if len(digest) != 20:
+            raise ValueError(f"pattern name must be a 40-hex digest: {name!r}")
+        i = self._n
+        seq = i if created_seq is None else int(created_seq)
+        if i and seq <= self._seq[i - 1]:
+            raise ValueError("patterns must be added in learn order (created_seq ascending)")
+        ids = [self._intern(x) for e in events for x in e]
+        length = len(ids)
+        if i + 1 >= self._freq.shape[0]:
+            cap = max(16, 2 * self._freq.shape[0])
+            self._freq = _grow(self._freq, cap)
+            self._seq = _grow(self._seq, cap)
+            self._distinct = _grow(self._distinct, cap)
+            self._pstart = _grow(self._pstart, cap + 1)
+            self._ebstart = _grow(self._ebstart, cap + 1)
+            digests = np.zeros((cap, 3), np.uint64)
+            digests[: self._digest.shape[0]] = self._digest
+            self._digest = digests
+        self._flat = _grow(self._flat, self._flat_len + length)
+        self._flat[self._flat_len: self._flat_len + length] = ids
+        self._flat_len += length
+        bounds = [0]
+        for e in events:
+            bounds.append(bounds[-1] + len(e))
+        self._ebounds = _grow(self._ebounds, self._eb_len + len(bounds))
+        self._ebounds[self._eb_len: self._eb_len + len(bounds)] = bounds
+        self._eb_len += len(bounds)
+        self._pstart[i + 1] = self._flat_len
+        self._ebstart[i + 1] = self._eb_len
+        self._freq[i] = int(frequency)
+        self._seq[i] = seq
+        self._distinct[i] = len(set(ids))
+        self._digest[i, 0] = int.from_bytes(digest[:8], "big")
+        self._digest[i, 1] = int.from_bytes(digest[8:16], "big")
+        self._digest[i, 2] = int.from_bytes(digest[16:], "big")
+        if emotives:
+            self._emotives[i] = [dict(x) for x in emotives]
+        if length > self._max_len:
+            self._max_len = length
+        self._n = i + 1
+        return i
+
+    def add_many(self, rows: Iterable[tuple[str, Sequence[Sequence[str]], int, Sequence, int]]) -> None:
+        """Append many (name, events, frequency, emotives, created_seq) in learn order, at once."""
+        rows = list(rows)
+        if rows:
+            names, events, frequencies, emotives, seqs = zip(*rows)
+            self.add_columns(names, events, frequencies, emotives, seqs)
+
+    def add_columns(self, names: Sequence[str], events: Sequence[Sequence[Sequence[str]]],
+                    frequencies: Sequence[int], emotives: Sequence[Sequence], seqs: Sequence[int]) -> None:
+        """Append many patterns given column by column, in learn order (vectorised)."""
+        count = len(names)
+        if not count:
+            return
+        seq_arr = np.asarray(seqs, dtype=_I64)
+        if (self._n and seq_arr[0] <= self._seq[self._n - 1]) or np.any(np.diff(seq_arr) <= 0):
+            raise ValueError("patterns must be added in learn order (created_seq ascending)")
+        joined = "".join(names)
+        if len(joined) != 40 * count:
+            raise ValueError("pattern names must be 40-hex digests")
+        digests = np.frombuffer(bytes.fromhex(joined), dtype=np.uint8).reshape(count, 20)
+        symbols = [x for pattern in events for event in pattern for x in event]
+        sym_id = self._sym_id
+        for x in dict.fromkeys(symbols):  # first appearance: ids as one-by-one adds give them
+            if x not in sym_id:
+                self._intern(x)
+        flat = np.fromiter(map(sym_id.__getitem__, symbols), dtype=_I32, count=len(symbols))
+        ev_sizes = np.fromiter((len(e) for pattern in events for e in pattern), dtype=_I64)
+        ev_per = np.fromiter(map(len, events), dtype=_I64, count=count)
+        # Per pattern: 0 then the running sum of its event sizes (C_0 … C_m).
+        ends = np.cumsum(ev_sizes)
+        first_event = np.cumsum(ev_per) - ev_per
+        starts = np.concatenate(([0], ends))[first_event]
+        bounds = np.zeros(ev_sizes.shape[0] + count, dtype=_I32)
+        zero_at = first_event + np.arange(count)
+        keep = np.ones(bounds.shape[0], dtype=bool)
+        keep[zero_at] = False
+        bounds[keep] = ends - np.repeat(starts, ev_per)
+        lengths = np.concatenate((starts[1:], [ends[-1] if ends.shape[0] else 0])) - starts
+
+        i, j = self._n, self._n + count
+        if j + 1 >= self._freq.shape[0]:
+            cap = max(j + 1, 2 * self._freq.shape[0])
+            self._freq = _grow(self._freq, cap)
+            self._seq = _grow(self._seq, cap)
+            self._distinct = _grow(self._distinct, cap)
+            self._pstart = _grow(self._pstart, cap + 1)
+            self._ebstart = _grow(self._ebstart, cap + 1)
+            grown = np.zeros((cap, 3), np.uint64)
+            grown[: self._digest.shape[0]] = self._digest
+            self._digest = grown
+        flat_len, eb_len = self._flat_len, self._eb_len
+        self._flat = _grow(self._flat, flat_len + flat.shape[0])
+        self._flat[flat_len: flat_len + flat.shape[0]] = flat
+        self._flat_len = flat_len + flat.shape[0]
+        self._ebounds = _grow(self._ebounds, eb_len + bounds.shape[0])
+        self._ebounds[eb_len: eb_len + bounds.shape[0]] = bounds
+        self._eb_len = eb_len + bounds.shape[0]
+        self._pstart[i + 1: j + 1] = flat_len + np.cumsum(lengths)
+        self._ebstart[i + 1: j + 1] = eb_len + np.cumsum(ev_per + 1)
+        self._freq[i:j] = np.asarray(frequencies, dtype=_I64)
+        self._seq[i:j] = seq_arr
+        if FAST:
+            self._distinct[i:j] = _distinct_counts(self._flat, self._pstart, i, j, len(self._sym_names))
+        else:  # pragma: no cover
+            self._distinct[i:j] = [len(set(self._flat[self._pstart[p]: self._pstart[p + 1]].tolist()))
+                                   for p in range(i, j)]
+        self._digest[i:j, 0] = digests[:, :8].copy().view(">u8").ravel()
+        self._digest[i:j, 1] = digests[:, 8:16].copy().view(">u8").ravel()
+        self._digest[i:j, 2] = digests[:, 16:].copy().view(">u4").ravel()
+        for k, window in enumerate(emotives):
+            if window:
+                self._emotives[i + k] = [dict(x) for x in window]
+        if lengths.shape[0]:
+            self._max_len = max(self._max_len, int(lengths.max()))
+        self._n = j
+
+    def add_record(self, record: PatternRecord, created_seq: int | None = None) -> int:
+        """Append a PatternRecord (see ``add``)."""
+        return self.add(record.name, record.events, record.frequency, record.emotives, created_seq)
+
+    def position_of_seq(self, created_seq: int) -> int | None:
+        """Return the position of the pattern created at ``created_seq``, or None."""
+        i = int(np.searchsorted(self._seq[: self._n], created_seq))
+        if i < self._n and self._seq[i] == created_seq:
+            return i
+        return None
+
+    def update(self, position: int, frequency: int, emotives: Sequence[Mapping[str, float]] = ()) -> None:
+        """Set the frequency and emotive window of an existing pattern (a re-learn)."""
+        self._freq[position] = int(frequency)
+        if emotives:
+            self._emotives[position] = [dict(x) for x in emotives]
+        else:
+            self._emotives.pop(position, None)
+
+    def name(self, position: int) -> str:
+        """Return the bare SHA-1 name of the pattern at ``position``."""
+        hi, mid, lo = (int(v) for v in self._digest[position])
+        return (hi.to_bytes(8, "big") + mid.to_bytes(8, "big") + lo.to_bytes(4, "big")).hex()
+
+    def events(self, position: int, start: int = 0) -> list[list[str]]:
+        """Return the pattern's events[start:] as fresh lists of str."""
+        names = self._sym_names
+        a = int(self._pstart[position])
+        b0, b1 = int(self._ebstart[position]), int(self._ebstart[position + 1])
+        bounds = self._ebounds[b0:b1].tolist()
+        ids = self._flat[a + bounds[start]: a + bounds[-1]].tolist()
+        base = bounds[start]
+        return [[names[x] for x in ids[lo - base: hi - base]]
+                for lo, hi in zip(bounds[start:-1], bounds[start + 1:])]
+
+    def events_many(self, positions, starts) -> list[list[list[str]]]:
+        """Return events[start:] of many patterns at once, as fresh lists of str."""
+        ids, sizes, per = _gather_events(np.asarray(positions, _I64), np.asarray(starts, _I64),
+                                         self._flat, self._pstart, self._ebstart, self._ebounds)
+        symbols = self._names_arr[ids].tolist()
+        ends = np.cumsum(sizes)
+        events = [symbols[a:b] for a, b in zip((ends - sizes).tolist(), ends.tolist())]
+        group_ends = np.cumsum(per)
+        return [events[a:b] for a, b in zip((group_ends - per).tolist(), group_ends.tolist())]
+
+    def record(self, position: int) -> PatternRecord:
+        """Return the pattern at ``position`` as a PatternRecord."""
+        return PatternRecord(self.name(position), self.events(position), int(self._freq[position]),
+                             self._emotives.get(position, []))
+
+    def records(self) -> Iterator[PatternRecord]:
+        """Yield every pattern as a PatternRecord, in learn order."""
+        for i in range(self._n):
+            yield self.record(i)
+
+    def values(self) -> Iterator[PatternRecord]:
+        """Yield every pattern as a PatternRecord (so an index can stand where a dict was)."""
+        return self.records()
+
+    def copy(self) -> "PatternIndex":
+        """Return an independent copy (updates to either never show in the other)."""
+        other = PatternIndex.__new__(PatternIndex)
+        for key, value in self.__dict__.items():
+            if isinstance(value, np.ndarray):
+                value = value.copy()
+            elif isinstance(value, (dict, list)):
+                value = value.copy()  # emotive windows are replaced on update, never mutated
+            setattr(other, key, value)
+        return other
+
+    def nbytes(self) -> int:
+        """Return the bytes held by the numpy arrays (capacity included)."""
+        arrays = (self._pmf, self._has_pmf, self._flat, self._pstart, self._ebounds, self._ebstart,
+                  self._freq, self._seq, self._distinct, self._digest, self._indptr,
+                  self._positions, self._counts)
+        return int(sum(a.nbytes for a in arrays))
+
+    def build_postings(self) -> None:
+        """(Re)build the inverted index over every pattern."""
+        if not FAST:
+            return
+        self._indptr, self._positions, self._counts = _build_postings(
+            self._flat, self._pstart, self._n, max(1, len(self._sym_names)))
+        self._indexed = self._n
+
+    def _maybe_build_postings(self) -> None:
+        tail = self._n - self._indexed
+        if tail and (self._indexed == 0 or tail >= max(self.TAIL_REBUILD, self._n // 16)):
+            self.build_postings()
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(self, stm: Sequence[Sequence[str]], stats: SymbolStats,
+                cfg: PredictConfig) -> tuple[list[dict], list[dict]]:
+        """Return (predictions, future_potentials), identical to ``predictor.predict``.
+
+        The counters N_sym, TUP and TPF come from ``stats``; pmf comes from the index.
+        """
+        from .predictor import predict as direct
+
+        if cfg.rank_sort_algo not in RANK_KEYS:
+            raise ValueError(f"unknown rank_sort_algo: {cfg.rank_sort_algo!r}")
+        if not FAST or not cfg.use_token_matching:
+            # Character similarity has no compiled path: score every pattern directly.
+            return direct(stm, list(self.records()), SymbolStats(
+                self.pmf(), stats.n_symbols, stats.total_unique_patterns,
+                stats.total_pattern_frequencies), cfg)
+        stm = [list(e) for e in stm]
+        s = [x for e in stm for x in e]
+        n = len(s)
+        if n < 2 or self._n == 0:
+            return [], []
+        return self._predict(stm, s, stats, cfg)
+
+    def _state(self, s: list[str]):
+        """Encode the state: local ids, masks, positions, and the node ids of its symbols."""
+        local: dict[str, int] = {}
+        s_loc = np.array([local.setdefault(x, len(local)) for x in s], _I64)
+        k = len(local)
+        n = len(s)
+        words = (n + 63) // 64
+        pm = np.zeros((k, words), np.uint64)
+        counts = np.zeros(k, _I64)
+        pos_lists: list[list[int]] = [[] for _ in range(k)]
+        for j, l in enumerate(s_loc.tolist()):
+            pm[l, j // 64] |= np.uint64(1) << np.uint64(j % 64)
+            counts[l] += 1
+            pos_lists[l].append(j)
+        pos_ptr = np.zeros(k + 1, _I64)
+        pos_ptr[1:] = np.cumsum([len(x) for x in pos_lists])
+        pos = np.array([j for lst in pos_lists for j in lst], _I64)
+        local_node = np.array([self._sym_id.get(x, -1) for x in local], _I64)
+        local_of = np.full(max(1, len(self._sym_names)), -1, _I64)
+        known = local_node >= 0
+        local_of[local_node[known]] = np.nonzero(known)[0]
+        return local, s_loc, k, words, pm, counts, pos_ptr, pos, local_node, local_of
+
+    def _candidates(self, theta: float, n: int, local_node, counts, len_lo: int, len_hi: int):
+        """Return the positions to score exactly, ascending (learn order). Lossless (§8.6).
+
+        Let b be the least LCS that can reach θ: since L ≥ LCS, sim ≤ 2·LCS/(LCS + n), so a
+        pattern whose LCS is below the least integer b with 2b/(b + n) ≥ θ (the same float
+        comparison the exact test makes) cannot pass. The LCS is at most the count bound
+        Σ_σ min(c_σ(p), c_σ(s)), so a pattern needs a count bound of b. Hence (prefix
+        filtering) when the state's most common symbols hold at most b − 1 of its symbols, a
+        pattern must contain one of the others: the union of the rarer symbols' postings is the
+        candidate set. Otherwise the count bound is summed over all the state's postings, or, when
+        those cover most of the node, every pattern is scanned directly (same set, less work).
+        """
+        everything = np.arange(self._n, dtype=_I64)
+        if theta <= 0:
+            return everything
+        self._maybe_build_postings()
+        known = local_node >= 0
+        q_syms = local_node[known]
+        q_counts = counts[known].astype(_I64)
+        if q_syms.size == 0:
+            return np.zeros(0, _I64)  # no state symbol occurs in any pattern: nothing can pass
+        if n > 32767 or self._indexed == 0:
+            return everything  # (postings count at most 32767 occurrences per pattern)
+        inside = q_syms < self._indptr.shape[0] - 1  # symbols new since the build: tail only
+        q_syms, q_counts = q_syms[inside], q_counts[inside]
+        sizes = self._indptr[q_syms + 1] - self._indptr[q_syms]
+        least = 1
+        while not (2 * least) / (least + n) >= theta:
+            least += 1
+            if least > n:
+                return np.zeros(0, _I64) if self._indexed == self._n else np.arange(
+                    self._indexed, self._n, dtype=_I64)
+        # Leave out the most common symbols while they hold at most least - 1 state symbols.
+        order = np.argsort(-sizes, kind="stable")
+        held = np.cumsum(q_counts[order])
+        dropped = int(np.searchsorted(held, least - 1, side="right"))
+        rare = order[dropped:]
+        scan_cost = self.scan_ratio * float(self._pstart[self._indexed])
+        if dropped:
+            if float(sizes[rare].sum()) > scan_cost:
+                return everything
+            return _union(self._indptr, self._positions, q_syms[rare], self._indexed, self._n)
+        if float(sizes.sum()) > scan_cost:
+            return everything
+        return _count_bound(self._indptr, self._positions, self._counts, q_syms, q_counts,
+                            self._indexed, self._n, self._pstart, n, float(theta), len_lo, len_hi)
+
+    def _phase(self, name: str, started: float, **counts) -> float:
+        now = perf_counter()
+        if self.phase_times is not None:
+            self.phase_times[name] = self.phase_times.get(name, 0.0) + now - started
+            for key, value in counts.items():
+                self.phase_times[key] = value
+        return now
+
+    def _predict(self, stm, s, stats: SymbolStats, cfg: PredictConfig):
+        started = perf_counter()
+        n = len(s)
+        theta = float(cfg.recall_threshold)
+        local, s_loc, k, words, pm, counts, pos_ptr, pos, local_node, local_of = self._state(s)
+        len_lo, len_hi = 0, np.iinfo(_I64).max
+        jac_on, jac_min, jac_thr = False, 0, 0.0
+        for stage in cfg.filter_pipeline:
+            if stage == "length":
+                # A ratio of 0 falls back to the default through ``or``, as in KATO (§8.2).
+                len_lo = max(len_lo, max(1, int(n * (cfg.length_min_ratio or 0.5))))
+                len_hi = min(len_hi, int(n * (cfg.length_max_ratio or 2.0)))
+            elif stage == "jaccard":
+                jac_on, jac_min, jac_thr = True, int(cfg.jaccard_min_overlap), float(cfg.jaccard_threshold)
+        cand = self._candidates(theta, n, local_node, counts, len_lo, len_hi)
+        started = self._phase("candidates", started, scored=cand.shape[0])
+        cp, sim, m_arr, r_arr, e1, e2 = _match(
+            cand, self._flat, self._pstart, self._ebstart, self._ebounds, self._distinct, local_of,
+            s_loc, n, k, pm, words, pos_ptr, pos, theta, len_lo, len_hi, jac_on, jac_min, jac_thr,
+            self._max_len)
+        started = self._phase("matching", started, passed=cp.shape[0])
+        if cp.shape[0] == 0:
+            return [], []
+        n_symbols = max(1, len(self._sym_names))
+        dom = _domain(cp, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds, n_symbols)
+        # String order of D ∪ s, for the itfdf vectors (engine.md §9: sorted symbol list).
+        names = self._sym_names
+        state_names = list(local)
+        universe = [names[x] for x in dom.tolist()]
+        in_dom = set(universe)
+        universe.extend(x for x in state_names if x not in in_dom)
+        order = sorted(range(len(universe)), key=universe.__getitem__)
+        ranks = np.empty(len(universe), _I64)
+        ranks[order] = np.arange(len(universe), dtype=_I64)
+        rank_of = dict(zip(universe, ranks.tolist()))
+        dom_rank = ranks[: dom.shape[0]].copy()
+        local_rank = np.array([rank_of[x] for x in state_names], _I64)
+        (ev, conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw,
+         gcount, agg, grep, total_f, evidence_sum, pi) = _ensemble(
+            cp, sim, m_arr, r_arr, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds,
+            self._freq, self._pmf, self._has_pmf, int(stats.total_unique_patterns),
+            int(stats.total_pattern_frequencies), n, local_of, local_node, counts, local_rank, dom,
+            dom_rank, n_symbols, self._max_len)
+
+        # State-level entropies, as predictor computes them (few terms: plain Python).
+        state_counts = mx.first_appearance_counts(s)
+        pi_state = {x: float(pi[i]) if (i := self._sym_id.get(x)) is not None and x in in_dom else 0
+                    for x in state_counts}
+        normalized_entropy = mx.normalized_entropy(state_counts, n, stats.n_symbols)
+        global_normalized_entropy = mx.global_normalized_entropy(state_counts, pi_state,
+                                                                 stats.n_symbols)
+
+        started = self._phase("ensemble", started)
+        freq = self._freq[cp]
+        key = cfg.rank_sort_algo
+        values = {
+            "potential": pot, "similarity": sim, "bayesian_likelihood": sim, "evidence": ev,
+            "confidence": conf, "snr": snr, "fragmentation": (r_arr - 1).astype(np.float64),
+            "frequency": freq.astype(np.float64), "itfdf_similarity": itfdf,
+            "confluence": confl, "tfidf_score": tfidf, "predictive_information": info,
+            "bayesian_posterior": post, "bayesian_prior": prior,
+        }.get(key)
+        if values is None:  # the two state-level entropies: one value for every candidate
+            values = np.zeros(cp.shape[0])
+        digest = self._digest[cp]
+        # Descending by value, ties by name ascending (decision 5): name = digest byte order.
+        ranked = np.lexsort((digest[:, 2], digest[:, 1], digest[:, 0], -values))
+
+        with _collector_paused():
+            return self._build(stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev,
+                               conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior,
+                               post, group_of, gw, gcount, agg, freq, local_of, pos_ptr, pos,
+                               normalized_entropy, global_normalized_entropy)
+
+    def _build(self, stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev, conf, snr,
+               itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw, gcount,
+               agg, freq, local_of, pos_ptr, pos, normalized_entropy, global_normalized_entropy):
+        """Build the top predictions' 29-key objects and the future_potentials list."""
+        top = ranked[: max(0, int(cfg.max_predictions))]
+        predictions = []
+        if top.shape[0]:
+            tp = cp[top]
+            per, jk = _top_blocks(tp, self._flat, self._pstart, local_of, n, pos_ptr, pos,
+                                  self._max_len)
+            all_events = self.events_many(tp, np.zeros(tp.shape[0], _I64))
+            jk = jk.tolist()
+            block = 0
+            rows = zip(top.tolist(), tp.tolist(), per.tolist(), all_events, e1[top].tolist(),
+                       e2[top].tolist(), pot[top].tolist(), ev[top].tolist(), sim[top].tolist(),
+                       (r_arr[top] - 1).astype(np.float64).tolist(), snr[top].tolist(),
+                       confl[top].tolist(), info[top].tolist(), conf[top].tolist(),
+                       itfdf[top].tolist(), tfidf[top].tolist(), prob[top].tolist(),
+                       strength[top].tolist(), post[top].tolist(), prior[top].tolist(),
+                       freq[top].tolist())
+            for (c, p, r, events, a, b, v_pot, v_ev, v_sim, v_frag, v_snr, v_confl, v_info,
+                 v_conf, v_itfdf, v_tfidf, v_prob, v_strength, v_post, v_prior, v_freq) in rows:
+                matches = []
+                for j, k in jk[block: block + r]:
+                    matches.extend(s[j: j + k])
+                block += r
+                present = events[a:b]
+                rho = [x for e in present for x in e]
+                matched = set(matches)
+                in_present = set(rho)
+                predictions.append({
+                    "type": "prototypical",
+                    "name": self.name(p),
+                    "frequency": v_freq,
+                    "emotives": mx.average_emotives(self._emotives.get(p, ())),
+                    "matches": matches,
+                    "past": [e[:] for e in events[:a]],
+                    "present": [e[:] for e in present],
+                    "missing": [[x for x in e if x not in matched] for e in present],
+                    "extras": [[x for x in e if x not in in_present] for e in stm],
+                    "potential": v_pot,
+                    "evidence": v_ev,
+                    "similarity": v_sim,
+                    "fragmentation": v_frag,
+                    "snr": v_snr,
+                    "confluence": v_confl,
+                    "predictive_information": v_info,
+                    "sequence": events,
+                    "future": [e[:] for e in events[b:]],
+                    "confidence": v_conf,
+                    "entropy": float(mx.entropy(mx.first_appearance_counts(rho), len(rho))),
+                    "normalized_entropy": float(normalized_entropy),
+                    "global_normalized_entropy": float(global_normalized_entropy),
+                    "itfdf_similarity": v_itfdf,
+                    "tfidf_score": v_tfidf,
+                    "pattern_probability": v_prob,
+                    "weighted_strength": v_strength,
+                    "bayesian_posterior": v_post,
+                    "bayesian_prior": v_prior,
+                    "bayesian_likelihood": v_sim,
+                })
+
+        started = self._phase("ranking_and_top", started)
+        # One entry per distinct future; a group's future and its place among equal aggregate
+        # potentials come from its first member in the full ranked list.
+        ngroups = gw.shape[0]
+        if ngroups == 0:
+            return predictions, []
+        position = np.empty(cp.shape[0], _I64)
+        position[ranked] = np.arange(cp.shape[0], dtype=_I64)
+        member = group_of >= 0
+        first = np.full(ngroups, cp.shape[0], _I64)
+        np.minimum.at(first, group_of[member], position[member])
+        group_order = np.lexsort((first, -agg))
+        rep = ranked[first]
+        futures = self.events_many(cp[rep[group_order]], e2[rep[group_order]])
+        future_potentials = [
+            {"future": future, "aggregate_potential": a, "supporting_patterns": k,
+             "total_weighted_frequency": w}
+            for future, a, k, w in zip(futures, agg[group_order].tolist(),
+                                       gcount[group_order].tolist(), gw[group_order].tolist())
+        ]
+        self._phase("future_potentials", started, groups=ngroups)
+        return predictions, future_potentials
+
+    @classmethod
+    def from_records(cls, records: Iterable[PatternRecord], stats: SymbolStats | None = None) -> "PatternIndex":
+        """Build an index from records in learn order (and the pmf of ``stats``)."""
+        index = cls()
+        for record in records:
+            index.add_record(record)
+        if stats is not None:
+            index.set_pmfs(stats.pmf.items())
+        index.build_postings()
+        return index
+
+
+def warm_up() -> bool:
+    """Load (or compile, the first time) every kernel, off the request path; return FAST."""
+    if not FAST:
+        return False
+    index = PatternIndex()
+    index.add("0" * 40, [["a", "b"], ["c"], ["d"]], 1)
+    index.add("1" * 40, [["b"], ["x"]], 2)
+    index.set_pmfs([("a", 1), ("b", 2), ("c", 1), ("d", 1), ("x", 1)])
+    index.build_postings()
+    stats = SymbolStats(index.pmf(), 5, 2, 2)
+    for theta in (0.0, 0.5):
+        index.predict([["a"], ["c"], ["b"]], stats, PredictConfig(recall_threshold=theta))
+    index.predict([["a"], ["c"]], stats, PredictConfig(recall_threshold=0.1,
+                                                         filter_pipeline=("length", "jaccard")))
+    long_state = [[f"s{i}"] for i in range(70)] + [["a"]]
+    index.predict(long_state, stats, PredictConfig(recall_threshold=0.0))
+    _count_bound(index._indptr, index._positions, index._counts, np.zeros(1, _I64),
+                 np.ones(1, _I64), index._indexed, index._n, index._pstart, 3, 0.5, 0, 10)
+    return True

@@ -1,0 +1,282 @@
+"""The admin UI in real headless Chromium against a real gunicorn with two workers.
+
+Debian's chromium (the Makefile installs it) is driven by playwright; playwright never
+downloads a browser of its own. Each page is photographed; with KATO_UPDATE_SCREENSHOTS=1
+the pictures replace those under docs/screenshots/ (shown in the README), otherwise they go
+to a temporary folder so a test run leaves the work tree clean.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine
+
+from kato_web.engine.pattern import pattern_hash
+from tests.support import ROOT, Gunicorn, wipe
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PASSWORD = "e2e admin passphrase"
+SHOTS = (ROOT / "docs" / "screenshots" if os.environ.get("KATO_UPDATE_SCREENSHOTS") == "1"
+         else Path(tempfile.mkdtemp(prefix="kato-screenshots-")))
+NODE = "e2e-admin"
+KB_ID = "e2e_admin_kato"
+# Against the STM [a] [b] these score similarity 0.8, 0.4 and 0.0.
+CLOSE = [["a"], ["b"], ["c"]]
+FAR = [["a"], ["x"], ["y"]]
+NONE = [["q"], ["r"], ["s"]]
+
+
+@pytest.fixture(scope="module")
+def server(database_url):
+    engine = create_engine(database_url)
+    wipe(engine)  # no settings or patterns left by other tests
+    # No KATO_SECRET_KEY: both workers must derive the same cookie key from the password.
+    srv = Gunicorn(database_url, workers=2, threads=2, env={"KATO_ADMIN_PASSWORD": PASSWORD}).wait_ready()
+    yield srv
+    srv.stop()
+    wipe(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def learned(server):
+    """Learn CLOSE, FAR and NONE through the HTTP API; return a session whose STM is [a z] [b]."""
+    http = requests.Session()
+    sid = http.post(server.url + "/sessions", json={"node_id": NODE}).json()["session_id"]
+    for events, emotive in ((CLOSE, 0.9), (FAR, 0.2), (NONE, 0.5), (CLOSE, 0.7)):
+        for event in events:
+            resp = http.post(f"{server.url}/sessions/{sid}/observe",
+                             json={"strings": event, "emotives": {"joy": emotive}, "metadata": {"source": "e2e"}})
+            assert resp.status_code == 200, resp.text
+        assert http.post(f"{server.url}/sessions/{sid}/learn").json()["status"] == "learned"
+    for event in (["a", "z"], ["b"]):  # z: an extra symbol for the explanation view
+        http.post(f"{server.url}/sessions/{sid}/observe", json={"strings": event})
+    return sid
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` (it installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    yield tab
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, server) -> None:
+    page.goto(server.url + "/admin/")
+    page.get_by_label("Admin password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/admin/settings$"))
+
+
+def save_settings(page, server, **values) -> None:
+    page.goto(server.url + "/admin/settings")
+    for key, value in values.items():
+        page.locator(f"#{key}").fill(str(value))
+    page.get_by_role("button", name="Save settings").click()
+
+
+def new_session_with_stm(server, *events) -> str:
+    sid = requests.post(server.url + "/sessions", json={"node_id": NODE}).json()["session_id"]
+    for event in events:
+        requests.post(f"{server.url}/sessions/{sid}/observe", json={"strings": event})
+    return sid
+
+
+def effective(server, sid: str) -> dict:
+    return requests.get(f"{server.url}/sessions/{sid}/config").json()["config"]
+
+
+def prediction_names(server, sid: str) -> list[str]:
+    body = requests.get(f"{server.url}/sessions/{sid}/predictions").json()
+    assert body["count"] == len(body["predictions"])
+    return [p["name"] for p in body["predictions"]]
+
+
+def test_login_page_refuses_a_wrong_password(page, server):
+    """Show the login form, refuse a wrong password, then let the right one in."""
+    page.goto(server.url + "/admin/settings")
+    page.wait_for_url(re.compile(r"/admin/login\?next="))
+    shot(page, "login")
+    page.get_by_label("Admin password").fill("not it")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.locator("#password-error").inner_text() == "Wrong password."
+    page.get_by_label("Admin password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    # Back on the page first asked for, which the other worker may well have served.
+    page.wait_for_url(re.compile(r"/admin/settings$"))
+    assert page.get_by_role("heading", name="Session settings").is_visible()
+
+
+def test_settings_change_reaches_new_sessions_and_their_predictions(page, server, learned):
+    """Change max_predictions and recall_threshold and watch new sessions obey them."""
+    before = new_session_with_stm(server, ["a"], ["b"])
+    assert sorted(prediction_names(server, before)) == sorted([pattern_hash(CLOSE), pattern_hash(FAR)])
+    sign_in(page, server)
+
+    save_settings(page, server, max_predictions=1)
+    assert "Saved: max_predictions." in page.locator(".notice").inner_text()
+    capped = new_session_with_stm(server, ["a"], ["b"])
+    assert effective(server, capped)["max_predictions"] == 1
+    assert prediction_names(server, capped) == [pattern_hash(CLOSE)]  # truncated to the best one
+
+    save_settings(page, server, max_predictions=100, recall_threshold=0.5)
+    strict = new_session_with_stm(server, ["a"], ["b"])
+    config = effective(server, strict)
+    assert config["recall_threshold"] == 0.5 and config["max_predictions"] == 100
+    # FAR's similarity is 0.4 < 0.5, so only CLOSE is left although nothing caps the count.
+    assert prediction_names(server, strict) == [pattern_hash(CLOSE)]
+    # The session opened before the change has no override, so it follows the new default too.
+    assert effective(server, before)["recall_threshold"] == 0.5
+    assert page.locator("#recall_threshold").input_value() == "0.5"
+    shot(page, "settings")
+
+
+def test_bad_value_shows_an_error_and_changes_nothing(page, server):
+    """Show the API's message beside the field and keep every stored value."""
+    sign_in(page, server)
+    before = effective(server, new_session_with_stm(server))
+    save_settings(page, server, recall_threshold="1.5", max_predictions=7)
+    error = page.locator("#recall_threshold-error")
+    assert error.inner_text() == "Must be a number between 0.0 and 1.0"
+    assert page.locator("#recall_threshold").get_attribute("aria-invalid") == "true"
+    assert "Nothing was saved." in page.get_by_role("alert").inner_text()
+    shot(page, "settings-error")
+    # max_predictions=7 was valid, but nothing of a rejected form is stored.
+    assert effective(server, new_session_with_stm(server)) == before
+
+
+def test_form_post_without_csrf_token_is_refused(server):
+    """Answer 400 to a signed-in POST without the token, and change nothing."""
+    http = requests.Session()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', http.get(server.url + "/admin/login").text).group(1)
+    resp = http.post(server.url + "/admin/login", data={"password": PASSWORD, "csrf_token": token})
+    assert resp.url.endswith("/admin/settings") and resp.status_code == 200  # signed in
+    before = effective(server, new_session_with_stm(server))
+    refused = http.post(server.url + "/admin/settings", data={"max_predictions": "3"}, allow_redirects=False)
+    assert refused.status_code == 400
+    assert effective(server, new_session_with_stm(server)) == before
+    # The same request with the page's token goes through: the token was all that was missing.
+    token = re.search(r'name="csrf_token" value="([^"]+)"', http.get(server.url + "/admin/settings").text).group(1)
+    accepted = http.post(server.url + "/admin/settings", data={"max_predictions": "3", "csrf_token": token},
+                         allow_redirects=False)
+    assert accepted.status_code == 302
+    assert effective(server, new_session_with_stm(server))["max_predictions"] == 3
+    restore = http.post(server.url + "/admin/settings", data={"max_predictions": "100", "csrf_token": token},
+                        allow_redirects=False)
+    assert restore.status_code == 302
+
+
+def test_preview_table_shows_numbers_for_a_loaded_node(page, server, learned):
+    """Run the threshold preview on the learned node and read its table and chart."""
+    sign_in(page, server)
+    page.get_by_role("navigation", name="Admin sections").get_by_role("link", name="Threshold preview").click()
+    page.get_by_label("Node").select_option(KB_ID)
+    page.get_by_label("STM as JSON").fill('[["a"], ["b"]]')
+    page.get_by_label("Selected recall_threshold").fill("0.4")
+    page.get_by_label("max_predictions").fill("10")
+    page.get_by_role("button", name="Run preview").click()
+    rows = page.locator("#threshold-table tbody tr")
+    assert rows.count() == 11
+    counts = {rows.nth(i).locator("th").inner_text(): int(rows.nth(i).locator("td").first.inner_text())
+              for i in range(11)}
+    assert counts["0.0"] == 3 and counts["0.4"] == 2 and counts["0.5"] == 1 and counts["1.0"] == 0
+    times = [float(rows.nth(i).locator("td").nth(2).inner_text()) for i in range(11)]
+    assert all(t >= 0 for t in times)
+    assert page.locator("figure.chart svg rect.bar").count() == 11
+    assert page.locator("#top-table tbody tr").count() == 2
+    shot(page, "preview")
+
+
+def test_knowledge_browser(page, server, learned):
+    """Browse nodes, search a node's patterns and open one pattern."""
+    sign_in(page, server)
+    page.get_by_role("navigation", name="Admin sections").get_by_role("link", name="Knowledge").click()
+    row = page.locator("#nodes-table tbody tr", has_text=KB_ID)
+    assert row.locator("td").first.inner_text() == "3"
+    shot(page, "nodes")
+    row.get_by_role("link", name=KB_ID).click()
+    assert page.locator("#pattern-count").inner_text().startswith("3 patterns")
+    shot(page, "patterns")
+    page.get_by_label("Contains symbol").fill("x")
+    page.get_by_role("button", name="Search").click()
+    assert page.locator("#patterns-table tbody tr").count() == 1
+    page.get_by_label("Contains symbol").fill("")
+    page.get_by_role("button", name="Search").click()
+    page.locator("#patterns-table tbody tr").first.get_by_role("link").click()
+    assert page.locator("#pattern-name").inner_text() == "PTRN|" + pattern_hash(CLOSE)
+    assert page.locator("#pattern-frequency").inner_text() == "2"
+    shot(page, "pattern")
+
+
+def test_sessions_pages_explain_predictions(page, server, learned):
+    """List live sessions and open one to see its STM and explained predictions."""
+    sign_in(page, server)
+    page.get_by_role("navigation", name="Admin sections").get_by_role("link", name="Sessions").click()
+    assert page.locator("#sessions-table tbody tr").count() >= 1
+    shot(page, "sessions")
+    page.goto(f"{server.url}/admin/sessions/{learned}")
+    assert page.locator("#stm .sym").all_inner_texts() == ["a", "z", "b"]
+    assert page.locator("article.prediction").count() >= 1
+    first = page.locator("article.prediction").first
+    assert first.locator(".events .sym.matched").count() == 2
+    # CLOSE against [a z] [b]: similarity 2*2/(3+3), z is extra and [c] is still to come.
+    assert first.locator("dl.metrics dt").first.text_content() == "similarity"
+    assert first.locator("dl.metrics dd").first.inner_text() == "0.6667"
+    assert first.locator("tr", has_text="Extras").locator(".sym").all_inner_texts() == ["z"]
+    assert first.locator("tr", has_text="Future").locator(".sym").all_inner_texts() == ["c"]
+    shot(page, "session")
+
+
+def test_pages_fit_a_phone_screen(browser, server, learned):
+    """Lay every page out without sideways scrolling at 390 px."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        sign_in(page, server)
+        for path in ("/admin/settings", "/admin/nodes", f"/admin/sessions/{learned}",
+                     f"/admin/preview?run=1&kb_id={KB_ID}&stm=%5B%5B%22a%22%5D%2C%5B%22b%22%5D%5D"):
+            page.goto(server.url + path)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{path} is {width}px wide"
+        page.goto(server.url + "/admin/settings")
+        shot(page, "settings-phone")
+    finally:
+        context.close()
+
+
+def test_sign_out(page, server):
+    """Sign out with the header button and be asked to sign in again."""
+    sign_in(page, server)
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/admin/login$"))
+    assert "Signed out." in page.locator(".notice").inner_text()
+    page.goto(server.url + "/admin/settings")
+    page.wait_for_url(re.compile(r"/admin/login\?next="))

@@ -1,0 +1,41 @@
+"""The session row and the server settings are read by one statement; both must be right."""
+from __future__ import annotations
+
+from kato_web.store import repositories as repo
+
+
+def test_admin_settings_reach_sessions_through_the_folded_read(client, kato, new_session):
+    sid = new_session()
+    assert client.get(f"/sessions/{sid}/config").get_json()["config"]["max_predictions"] == 100
+    with kato.db.transaction() as conn:
+        # one of each JSON type a setting can have
+        repo.save_setting(conn, "max_predictions", 7, 0.0)
+        repo.save_setting(conn, "recall_threshold", 0.25, 0.0)
+        repo.save_setting(conn, "filter_pipeline", ["length", "jaccard"], 0.0)
+        repo.save_setting(conn, "stm_mode", "ROLLING", 0.0)
+        repo.save_setting(conn, "sort_symbols", False, 0.0)
+        repo.save_setting(conn, "not_a_session_key", {"x": 1}, 0.0)
+    config = client.get(f"/sessions/{sid}/config").get_json()["config"]
+    assert (config["max_predictions"], config["recall_threshold"], config["filter_pipeline"],
+            config["stm_mode"], config["sort_symbols"]) == (7, 0.25, ["length", "jaccard"], "ROLLING", False)
+    assert "not_a_session_key" not in config
+    assert client.get(f"/sessions/{sid}").get_json()["session_config"]["max_predictions"] == 7
+    # observe uses them too: sort_symbols False keeps the client's order
+    client.post(f"/sessions/{sid}/observe", json={"strings": ["b", "a"]})
+    assert client.get(f"/sessions/{sid}/stm").get_json()["stm"] == [["b", "a"]]
+
+
+def test_touch_session_with_settings_matches_separate_reads(kato, new_session):
+    sid = new_session()
+    with kato.db.transaction() as conn:
+        repo.save_setting(conn, "persistence", 9, 0.0)
+    for slide in (True, False):
+        with kato.db.transaction() as conn:
+            row, settings = repo.touch_session(conn, sid, 1.0, slide=slide, with_settings=True)
+            plain = repo.touch_session(conn, sid, 1.0, slide=slide)
+            assert settings == repo.load_settings(conn) == {"persistence": 9}
+        assert set(row) == set(plain) and row["session_id"] == sid
+    with kato.db.transaction() as conn:
+        assert repo.touch_session(conn, "missing", 1.0, slide=True, with_settings=True) == (None, {})
+        repo.delete_setting(conn, "persistence")
+        assert repo.touch_session(conn, sid, 1.0, slide=True, with_settings=True)[1] == {}

@@ -1,0 +1,186 @@
+"""The candidate index and compiled scoring give exactly what scoring every pattern gives."""
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kato_web.engine import index as index_module
+from kato_web.engine.index import PatternIndex
+from kato_web.engine.pattern import pattern_hash
+from kato_web.engine.predictor import RANK_KEYS, PatternRecord, PredictConfig, SymbolStats, predict
+
+from .reference_impl import build_kb, reference_predict
+from .test_predictor_property import configs, learn, stm_strategy
+
+pytestmark = pytest.mark.skipif(not index_module.FAST, reason="numba kernels unavailable")
+
+
+def _index(records, stats, path="index"):
+    index = PatternIndex.from_records(records, stats)
+    if path == "scan":  # everything in the unindexed tail: the direct-scan branch
+        index._indexed, index._indptr = 0, index._indptr[:1]
+        index.TAIL_REBUILD = 10 ** 9
+    elif path == "index":  # always the inverted index (count bound or prefix filter)
+        index.scan_ratio = float("inf")
+    elif path == "tail":  # the first half indexed, the rest appended after the build
+        index = PatternIndex.from_records(records[: len(records) // 2], stats)
+        index.scan_ratio = float("inf")
+        index.TAIL_REBUILD = 10 ** 9
+        for record in records[len(records) // 2:]:
+            index.add_record(record)
+    return index
+
+
+@given(st.lists(learn, min_size=1, max_size=12), stm_strategy, configs(),
+       st.sampled_from(["index", "scan", "tail", "auto"]))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_index_equals_reference(learns, stm, cfg, path):
+    """Produce the reference's predictions, order and floats, θ = 0 included."""
+    records, stats = build_kb(learns)
+    index = _index(records, stats, path)
+    got = predict(stm, index, stats, cfg)
+    assert got == reference_predict(stm, records, stats, cfg)
+    assert index.predict(stm, stats, cfg) == got  # predicting changes nothing
+
+
+def _synthetic(n, vocabulary, seed, zipf=1.1):
+    rng = random.Random(seed)
+    weights = [1.0 / (r ** zipf) for r in range(1, vocabulary + 1)]
+    symbols = [f"s{i:05d}" for i in range(vocabulary)]
+    out, seen = [], set()
+    while len(out) < n:
+        events = [sorted(set(rng.choices(symbols, weights, k=rng.randint(1, 3))))
+                  for _ in range(rng.randint(3, 8))]
+        name = pattern_hash(events)
+        if name not in seen:
+            seen.add(name)
+            out.append(PatternRecord(name, events, rng.choice([1, 1, 1, 2, 7]),
+                                     [{"joy": 0.25}] if rng.random() < 0.05 else []))
+    return out, symbols, weights, rng
+
+
+def _stats(records):
+    pmf = {}
+    for r in records:
+        for x in r.symbol_set:
+            pmf[x] = pmf.get(x, 0) + 1
+    return SymbolStats(pmf, len(pmf), len(records), len(records))
+
+
+@pytest.mark.parametrize("vocabulary", [60, 3000])
+def test_larger_knowledge_bases_match_direct_scan(vocabulary):
+    """Agree with the direct engine on a Zipf workload (large ensembles, long itfdf vectors)."""
+    records, symbols, weights, rng = _synthetic(1500, vocabulary, vocabulary)
+    stats = _stats(records)
+    index = PatternIndex.from_records(records, stats)
+    indexed = PatternIndex.from_records(records, stats)
+    indexed.scan_ratio = float("inf")  # never fall back to the scan
+    for trial in range(12):
+        base = rng.choice(records)
+        stm = [[x] for x in base.flat[: rng.randint(2, 8)]]
+        stm += [[x] for x in rng.choices(symbols, weights, k=rng.randint(0, 5))]
+        if trial % 4 == 3:
+            stm = stm * 8  # more than 64 state symbols: the multi-word LCS
+        stm.append(["never-learned"])
+        cfg = PredictConfig(recall_threshold=rng.choice([0.0, 0.1, 0.3, 0.5]),
+                            rank_sort_algo=RANK_KEYS[trial % len(RANK_KEYS)],
+                            max_predictions=rng.choice([3, 100, 5000]))
+        want = predict(stm, records, stats, cfg)
+        assert predict(stm, index, stats, cfg) == want
+        assert predict(stm, indexed, stats, cfg) == want
+
+
+def test_incremental_updates_equal_a_fresh_build():
+    """Append, re-learn (frequency, emotives) and pmf updates give what a fresh build gives."""
+    records, symbols, weights, rng = _synthetic(600, 200, 7)
+    index = PatternIndex()
+    index.TAIL_REBUILD = 50  # rebuild postings now and then, scan the tail in between
+    live = []
+    for k, record in enumerate(records):
+        index.add_record(record, created_seq=10 * k + 3)
+        live.append(record)
+        if k % 97 == 0 and k:
+            index.build_postings()
+        if k % 13 == 0:
+            j = rng.randrange(len(live))
+            old = live[j]
+            live[j] = PatternRecord(old.name, old.events, old.frequency + 2, [{"fear": 0.5}])
+            position = index.position_of_seq(10 * j + 3)
+            assert position == j
+            index.update(position, live[j].frequency, live[j].emotives)
+    stats = _stats(live)
+    index.set_pmfs(stats.pmf.items())
+    fresh = PatternIndex.from_records(live, stats)
+    assert index.position_of_seq(4) is None
+    for _ in range(10):
+        stm = [[x] for x in rng.choice(live).flat[:6]] + [[rng.choice(symbols)]]
+        for theta in (0.0, 0.2, 0.4):
+            cfg = PredictConfig(recall_threshold=theta)
+            want = predict(stm, live, stats, cfg)
+            assert predict(stm, index, stats, cfg) == want
+            assert predict(stm, fresh, stats, cfg) == want
+    assert [r.name for r in index.records()] == [r.name for r in live]
+    assert [r.frequency for r in index.values()] == [r.frequency for r in live]
+
+
+def test_index_rejects_out_of_order_and_bad_names():
+    index = PatternIndex()
+    index.add("a" * 40, [["x"], ["y"]], 1, created_seq=5)
+    with pytest.raises(ValueError):
+        index.add("b" * 40, [["x"], ["z"]], 1, created_seq=5)
+    with pytest.raises(ValueError):
+        index.add("not-hex", [["x"], ["z"]], 1, created_seq=9)
+
+
+def test_copy_is_independent():
+    records, stats = build_kb([([["a"], ["b"], ["c"]], 1), ([["b"], ["x"]], 2)])
+    index = PatternIndex.from_records(records, stats)
+    other = index.copy()
+    other.update(0, 9)
+    other.add(pattern_hash([["a"], ["z"]]), [["a"], ["z"]], 1)
+    other.set_pmf("z", 1)
+    assert len(index) == 2 and index.record(0).frequency == 1 and "z" not in index.pmf()
+    assert len(other) == 3 and other.record(0).frequency == 9
+
+
+def test_names_order_ties_like_strings():
+    """Break ties by name as strings do: the digest words compare in hex order."""
+    names = ["f" * 40, "0" * 39 + "1", "0" * 40, "8" + "0" * 39, "7" + "f" * 39]
+    index = PatternIndex()
+    for k, name in enumerate(names):
+        index.add(name, [["a"], ["b"], [f"c{k}"]], 1)
+    index.set_pmfs([("a", 5), ("b", 5)] + [(f"c{k}", 1) for k in range(5)])
+    stats = SymbolStats(index.pmf(), 7, 5, 5)
+    got = predict([["a"], ["b"]], index, stats, PredictConfig())
+    assert [p["name"] for p in got[0]] == sorted(names)
+
+
+def test_character_mode_falls_back_to_the_direct_scan():
+    records, stats = build_kb([([["abc"], ["abd"]], 1), ([["xyz"], ["abd"]], 1)])
+    index = PatternIndex.from_records(records, stats)
+    cfg = PredictConfig(use_token_matching=False, recall_threshold=0.2)
+    assert predict([["abc"], ["abe"]], index, stats, cfg) == reference_predict(
+        [["abc"], ["abe"]], records, stats, cfg)
+
+
+def test_add_many_equals_add():
+    """Build the same arrays whether patterns arrive one by one or in batches."""
+    records, _symbols, _weights, _rng = _synthetic(300, 80, 3)
+    one, many = PatternIndex(), PatternIndex()
+    for k, r in enumerate(records):
+        one.add(r.name, r.events, r.frequency, r.emotives, created_seq=2 * k)
+    rows = [(r.name, r.events, r.frequency, r.emotives, 2 * k) for k, r in enumerate(records)]
+    many.add_many(rows[:7])
+    many.add_many(rows[7:200])
+    many.add_many(rows[200:])
+    with pytest.raises(ValueError):
+        many.add_many([(records[0].name, records[0].events, 1, (), 5)])
+    assert one._flat_len == many._flat_len and one._eb_len == many._eb_len
+    used = {"_flat": one._flat_len, "_ebounds": one._eb_len}
+    for attr in ("_flat", "_pstart", "_ebounds", "_ebstart", "_freq", "_seq", "_distinct", "_digest"):
+        size = used.get(attr, len(one) + 1)
+        assert (getattr(one, attr)[:size] == getattr(many, attr)[:size]).all(), attr
+    assert list(one.records()) == list(many.records())
+    assert [r.emotives for r in one.records()] == [r.emotives for r in many.records()]
