@@ -80,16 +80,21 @@ def _dimension_error(err: VectorDimensionError) -> ApiError:
     return ApiError(400, err.as_detail())
 
 
-def _prediction_fields(ctx: Context, kb_id: str, prediction_stm, config: dict, learns_follow: bool) -> dict:
+def _prediction_fields(ctx: Context, kb_id: str, prediction_stm, config: dict, learns_follow: bool,
+                       final_stm=None) -> dict:
     """Decide what the session stores for observe-time predictions (spec/README.md decision 9).
 
     Predictions are computed lazily on the first cognition-data read, from the stored
     inputs. When a learn follows in this same request it would change the knowledge the
     predictions must see, so then they are computed now, before that learn is stored.
+    The input STM is stored only when it differs from the session's own (usually it is the
+    same list, and a long STM would otherwise be written twice on every observe).
     """
     if prediction_stm is None:
         return {"prediction_input": None, "predictions": []}
-    prediction_input = {"stm": prediction_stm, "config": predict.prediction_settings(config)}
+    prediction_input = {"config": predict.prediction_settings(config)}
+    if prediction_stm != final_stm:
+        prediction_input["stm"] = prediction_stm
     if learns_follow:
         return {"prediction_input": prediction_input,
                 "predictions": predict.compute(ctx, kb_id, prediction_stm, config)[0]}
@@ -108,7 +113,7 @@ def observe(ctx: Context, session_id: str, obs: Observation) -> dict:
         values = {"state": _state_row(outcome.state)}
         # An observation that adds no event leaves no observe-time predictions (api.md §7.3.1).
         values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
-                                         learns_follow=bool(outcome.learned)))
+                                         learns_follow=bool(outcome.learned), final_stm=outcome.state.stm))
         for request in outcome.learned:
             store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
         repo.update_session(conn, session_id, **values)
@@ -146,7 +151,7 @@ def observe_sequence(ctx: Context, session_id: str, observations: list[Observati
                             conn, row["kb_id"], outcome.prediction_stm, config, ctx=ctx)[0]})
                 else:
                     values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
-                                                     learns_follow=False))
+                                                     learns_follow=False, final_stm=outcome.state.stm))
             for request in outcome.learned[split:]:
                 store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
             repo.update_session(conn, session_id, **values)
@@ -211,7 +216,8 @@ def cognition_data(ctx: Context, session_id: str) -> dict:
             prediction_input = row["prediction_input"]
             predictions = []
             if prediction_input:
-                predictions = predict.compute_from_settings(ctx, row["kb_id"], prediction_input["stm"],
+                stm = prediction_input.get("stm", stm_engine.SessionState.from_dict(row["state"]).stm)
+                predictions = predict.compute_from_settings(ctx, row["kb_id"], stm,
                                                             prediction_input["config"])[0]
             repo.update_session(conn, session_id, predictions=predictions)
     state = stm_engine.SessionState.from_dict(row["state"])
