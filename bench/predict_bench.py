@@ -262,7 +262,7 @@ def run_size(base_url: str, n: int, args) -> dict:
             time.sleep(1)
             result["worker_rss"] = worker_rss(server)
             result["http"] = http_times(server.url, stms, args.repeats, args.gzip, args.budget)
-            print(f"[{n}] http {json.dumps({t: round(v['http_p50_ms'], 2) for t, v in result['http'].items()})}",
+            print(f"[{n}] http {json.dumps({t: round(v['http_p50_ms'], 2) for t, v in result['http'].items() if isinstance(v, dict)})}",
                   flush=True)
             result["worker_rss_after"] = worker_rss(server)
             result["load_average_after_http"] = os.getloadavg()

@@ -6,10 +6,12 @@ the symbol table (pmf). ``PatternIndex.predict`` returns exactly what ``predicto
 over the same patterns in the same order, bit for bit, at a fraction of the cost:
 
 1. Candidates. θ = 0 admits every pattern (§5.3). For θ > 0 the lossless bounds of §8.6 prune
-   before any exact work: the length window, and the count bound
-   ``LCS ≤ Σ_σ min(c_σ(p), c_σ(s))`` summed over the inverted index of the state's symbols. When
-   the state's symbols are so common that their postings cover most of the node, a direct scan is
-   cheaper than the index and gives the same set; both present candidates in learn order.
+   before any exact work: the length window and the count bound
+   ``LCS ≤ Σ_σ min(c_σ(p), c_σ(s))``, either summed over the inverted index of the state's
+   symbols or, when θ asks for more common symbols than the state's most frequent ones can
+   give, as a prefix filter (only the postings of the state's rarer symbols are read). When the
+   postings to read cover most of the node, a direct compiled scan is cheaper and gives the same
+   set. Candidates always come in learn order.
 2. Exact matching, compiled with numba: the LCS by Hyyrö's bit-parallel algorithm (exact, one
    machine word per 64 state symbols), ``sim = 2·LCS/(L + n) >= θ``, then difflib's matching blocks
    (``autojunk=False``, the same recursion as ``matching.BlockMatcher``) and the event span with
@@ -53,7 +55,7 @@ _I32 = np.int32
 _I64 = np.int64
 
 # ----------------------------------------------------------------------------------------------
-# numba kernels. Imported lazily-safe: if numba or the BLAS symbol is unavailable, FAST is False.
+# numba kernels. If numba or numpy's bundled OpenBLAS symbol is unavailable, FAST is False.
 
 FAST = False
 _ddot = None
@@ -140,34 +142,14 @@ if _ddot is not None:
         return out
 
     @_jit
-    def _union(indptr, positions, syms, n_indexed, n_patterns):
-        """Return the patterns holding any of ``syms`` (ascending), plus the unindexed tail."""
-        mark = np.zeros(n_indexed, np.uint8)
-        for u in range(syms.shape[0]):
-            x = syms[u]
-            for t in range(indptr[x], indptr[x + 1]):
-                mark[positions[t]] = 1
-        k = 0
-        for p in range(n_indexed):
-            k += mark[p]
-        out = np.empty(k + n_patterns - n_indexed, _I64)
-        k = 0
-        for p in range(n_indexed):
-            if mark[p]:
-                out[k] = p
-                k += 1
-        for p in range(n_indexed, n_patterns):
-            out[k] = p
-            k += 1
-        return out
-
-    @_jit
     def _count_bound(indptr, positions, counts, q_syms, q_counts, n_indexed, n_patterns, pstart,
-                     n, theta, len_lo, len_hi):
-        """Return the positions (ascending) whose count bound 2·Σmin(c_p, c_s)/(L+n) reaches θ.
+                     n, theta, len_lo, len_hi, extra):
+        """Return the positions (ascending) whose count bound can reach θ.
 
-        Patterns appended after the postings were built (positions >= n_indexed) are all kept
-        when their length fits; the exact pass decides.
+        The bound is Σ min(c_p, c_s) over ``q_syms`` plus ``extra`` (at most what the state's
+        other symbols can add), capped at L; a pattern must hold one of ``q_syms``. Patterns
+        appended after the postings were built (positions >= n_indexed) are all kept; the exact
+        pass decides.
         """
         acc = np.zeros(n_indexed, np.int32)
         for u in range(q_syms.shape[0]):
@@ -184,7 +166,10 @@ if _ddot is not None:
                 length = pstart[p + 1] - pstart[p]
                 if length < len_lo or length > len_hi:
                     continue
-                if (2 * a) / (length + n) >= theta:
+                bound = a + extra
+                if bound > length:
+                    bound = length
+                if (2 * bound) / (length + n) >= theta:
                     out[k] = p
                     k += 1
         for p in range(n_indexed, n_patterns):
@@ -877,6 +862,7 @@ class PatternIndex:
         self._counts = np.zeros(0, np.int16)
         # Postings summed beyond this share of the node's symbols: scan every pattern instead.
         self.scan_ratio = 0.5
+        self._undo: dict | None = None  # see provisional()
         # Set to a dict to have ``predict`` record where its time goes (bench/predict_bench.py).
         self.phase_times: dict | None = None
 
@@ -907,6 +893,8 @@ class PatternIndex:
     def set_pmf(self, symbol: str, pmf: int) -> None:
         """Set a symbol's pattern-member frequency (engine.md §4.5)."""
         i = self._intern(symbol)
+        if self._undo is not None and i not in self._undo["pmf"]:
+            self._undo["pmf"][i] = (int(self._pmf[i]), bool(self._has_pmf[i]))
         self._pmf[i] = int(pmf)
         self._has_pmf[i] = True
 
@@ -1062,6 +1050,8 @@ class PatternIndex:
 
     def update(self, position: int, frequency: int, emotives: Sequence[Mapping[str, float]] = ()) -> None:
         """Set the frequency and emotive window of an existing pattern (a re-learn)."""
+        if self._undo is not None and position < self._undo["n"] and position not in self._undo["freq"]:
+            self._undo["freq"][position] = (int(self._freq[position]), self._emotives.get(position))
         self._freq[position] = int(frequency)
         if emotives:
             self._emotives[position] = [dict(x) for x in emotives]
@@ -1134,7 +1124,40 @@ class PatternIndex:
             self._flat, self._pstart, self._n, max(1, len(self._sym_names)))
         self._indexed = self._n
 
+    @contextmanager
+    def provisional(self):
+        """Apply changes inside the block for a moment: everything is undone when it exits.
+
+        For predictions that must see a transaction's own uncommitted learns without copying a
+        large index: append and update as usual inside the block, predict, and on exit the
+        index is exactly as before (appended patterns, frequencies, emotives and pmf restored;
+        no postings are rebuilt meanwhile). The caller holds the index's lock throughout.
+        """
+        if self._undo is not None:
+            raise RuntimeError("provisional blocks do not nest")
+        self._undo = {"n": self._n, "flat_len": self._flat_len, "eb_len": self._eb_len,
+                      "max_len": self._max_len, "freq": {}, "pmf": {}}
+        try:
+            yield self
+        finally:
+            undo, self._undo = self._undo, None
+            for position, (frequency, window) in undo["freq"].items():
+                self._freq[position] = frequency
+                if window is None:
+                    self._emotives.pop(position, None)
+                else:
+                    self._emotives[position] = window
+            for i, (pmf, has) in undo["pmf"].items():
+                self._pmf[i] = pmf
+                self._has_pmf[i] = has
+            for position in range(undo["n"], self._n):
+                self._emotives.pop(position, None)
+            self._n, self._flat_len, self._eb_len = undo["n"], undo["flat_len"], undo["eb_len"]
+            self._max_len = undo["max_len"]
+
     def _maybe_build_postings(self) -> None:
+        if self._undo is not None:
+            return  # provisional patterns stay in the scanned tail
         tail = self._n - self._indexed
         if tail and (self._indexed == 0 or tail >= max(self.TAIL_REBUILD, self._n // 16)):
             self.build_postings()
@@ -1194,9 +1217,9 @@ class PatternIndex:
         comparison the exact test makes) cannot pass. The LCS is at most the count bound
         Σ_σ min(c_σ(p), c_σ(s)), so a pattern needs a count bound of b. Hence (prefix
         filtering) when the state's most common symbols hold at most b − 1 of its symbols, a
-        pattern must contain one of the others: the union of the rarer symbols' postings is the
-        candidate set. Otherwise the count bound is summed over all the state's postings, or, when
-        those cover most of the node, every pattern is scanned directly (same set, less work).
+        pattern must contain one of the others: only the rarer symbols' postings are read, and
+        the left-out symbols count at most their state counts in the bound. When the postings to
+        read cover most of the node, every pattern is scanned directly (same set, less work).
         """
         everything = np.arange(self._n, dtype=_I64)
         if theta <= 0:
@@ -1223,15 +1246,13 @@ class PatternIndex:
         held = np.cumsum(q_counts[order])
         dropped = int(np.searchsorted(held, least - 1, side="right"))
         rare = order[dropped:]
-        scan_cost = self.scan_ratio * float(self._pstart[self._indexed])
-        if dropped:
-            if float(sizes[rare].sum()) > scan_cost:
-                return everything
-            return _union(self._indptr, self._positions, q_syms[rare], self._indexed, self._n)
-        if float(sizes.sum()) > scan_cost:
+        if float(sizes[rare].sum()) > self.scan_ratio * float(self._pstart[self._indexed]):
             return everything
-        return _count_bound(self._indptr, self._positions, self._counts, q_syms, q_counts,
-                            self._indexed, self._n, self._pstart, n, float(theta), len_lo, len_hi)
+        # The left-out symbols add at most their state counts to a pattern's bound.
+        extra = int(held[dropped - 1]) if dropped else 0
+        return _count_bound(self._indptr, self._positions, self._counts, q_syms[rare],
+                            q_counts[rare], self._indexed, self._n, self._pstart, n, float(theta),
+                            len_lo, len_hi, extra)
 
     def _phase(self, name: str, started: float, **counts) -> float:
         now = perf_counter()
@@ -1417,17 +1438,21 @@ def warm_up() -> bool:
     if not FAST:
         return False
     index = PatternIndex()
-    index.add("0" * 40, [["a", "b"], ["c"], ["d"]], 1)
-    index.add("1" * 40, [["b"], ["x"]], 2)
-    index.set_pmfs([("a", 1), ("b", 2), ("c", 1), ("d", 1), ("x", 1)])
-    index.build_postings()
-    stats = SymbolStats(index.pmf(), 5, 2, 2)
-    for theta in (0.0, 0.5):
-        index.predict([["a"], ["c"], ["b"]], stats, PredictConfig(recall_threshold=theta))
+    index.add_many([("0" * 40, [["a", "b"], ["c"], ["d"]], 1, (), 1),
+                    ("1" * 40, [["b"], ["x"]], 2, (), 2)])
+    index.add("2" * 40, [["c"], ["x"]], 1, created_seq=3)
+    index.set_pmfs([("a", 1), ("b", 2), ("c", 2), ("d", 1), ("x", 2)])
+    stats = SymbolStats(index.pmf(), 5, 3, 3)
+    index.predict([["a"], ["c"], ["b"]], stats, PredictConfig(recall_threshold=0.5))  # builds postings
+    for ratio in (0.0, float("inf")):  # the direct scan, then the inverted index
+        index.scan_ratio = ratio
+        for theta in (0.0, 0.1, 0.5, 0.9):
+            index.predict([["a"], ["c"], ["b"]], stats, PredictConfig(recall_threshold=theta))
     index.predict([["a"], ["c"]], stats, PredictConfig(recall_threshold=0.1,
                                                          filter_pipeline=("length", "jaccard")))
     long_state = [[f"s{i}"] for i in range(70)] + [["a"]]
     index.predict(long_state, stats, PredictConfig(recall_threshold=0.0))
-    _count_bound(index._indptr, index._positions, index._counts, np.zeros(1, _I64),
-                 np.ones(1, _I64), index._indexed, index._n, index._pstart, 3, 0.5, 0, 10)
+    one = np.ones(1, _I64)
+    _count_bound(index._indptr, index._positions, index._counts, one * 0, one, index._indexed,
+                 index._n, index._pstart, 3, 0.5, 0, 10, 0)
     return True

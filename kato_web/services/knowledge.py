@@ -175,33 +175,40 @@ def refresh(ctx: Context, knowledge: NodeKnowledge) -> None:
     monitoring.knowledge_used(result, knowledge.kb_id, len(knowledge.index), len(knowledge.pmf))
 
 
-def overlay(ctx: Context | None, conn, kb_id: str):
-    """Return (index, stats, lock): the node's knowledge as `conn`'s transaction sees it.
+@contextlib.contextmanager
+def as_seen_by(ctx: Context | None, conn, kb_id: str):
+    """Yield (index, stats): the node's knowledge as `conn`'s transaction sees it.
 
-    `conn`'s uncommitted learns included: a copy of this worker's index, refreshed to the last
-    commit, plus the rows `conn` sees as changed after it (the worker's copy is left untouched).
-    When `conn` sees nothing newer than the worker's copy, that copy itself is returned, with its
-    lock, which the caller must hold while using it. Without a context, everything is read
-    through `conn`.
+    `conn`'s own uncommitted learns included. When `conn` sees what this worker's copy holds,
+    that copy is used as is; when it sees more (learns earlier in the same transaction), those
+    rows are applied to the worker's copy provisionally — undone when the block exits, so no
+    other request ever sees them — under the copy's lock. Without a context (or after a clear-all
+    inside the transaction) the index is built from `conn`'s rows.
     """
-    index, after = PatternIndex(), -1
     node = repo.get_node(conn, kb_id) or {}
+    stats = SymbolStats(pmf={}, n_symbols=int(node.get("symbol_count", 0)),
+                        total_unique_patterns=int(node.get("total_unique_patterns", 0)),
+                        total_pattern_frequencies=int(node.get("total_pattern_frequencies", 0)))
+    upto = int(node.get("change_seq", 0))
     if ctx is not None:
         knowledge = node_knowledge(ctx, kb_id, node)
         with knowledge.lock:
-            if knowledge.seq == node.get("change_seq") and knowledge.generation == node.get("generation"):
-                # `conn` sees exactly the committed state: share the worker's copy, no overlay.
-                return knowledge.index, knowledge.stats(), knowledge.lock
-            index = knowledge.index.copy()
-            after = knowledge.seq
-    upto = int(node.get("change_seq", 0))
-    snapshot = NodeKnowledge(kb_id, index=index)
-    if upto > after and not _apply_changes(conn, snapshot, after, upto):
-        _load_all(conn, snapshot, upto)
-    stats = SymbolStats(pmf=snapshot.index.pmf(), n_symbols=int(node.get("symbol_count", 0)),
-                        total_unique_patterns=int(node.get("total_unique_patterns", 0)),
-                        total_pattern_frequencies=int(node.get("total_pattern_frequencies", 0)))
-    return snapshot.index, stats, contextlib.nullcontext()
+            if knowledge.generation == node.get("generation"):
+                if knowledge.seq == upto:
+                    yield knowledge.index, knowledge.stats()
+                    return
+                with knowledge.index.provisional():
+                    scratch = NodeKnowledge(kb_id, index=knowledge.index)
+                    if _apply_changes(conn, scratch, knowledge.seq, upto):
+                        yield knowledge.index, SymbolStats(
+                            knowledge.index.pmf(), stats.n_symbols, stats.total_unique_patterns,
+                            stats.total_pattern_frequencies)
+                        return
+    fresh = NodeKnowledge(kb_id)
+    if upto >= 0:
+        _load_all(conn, fresh, upto)
+    yield fresh.index, SymbolStats(fresh.index.pmf(), stats.n_symbols, stats.total_unique_patterns,
+                                   stats.total_pattern_frequencies)
 
 
 def forget(ctx: Context, kb_id: str | None = None) -> int:

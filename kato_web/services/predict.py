@@ -5,7 +5,7 @@ from kato_web.engine.predictor import PredictConfig, predict
 from kato_web.services import monitoring
 from kato_web.services.context import Context
 from kato_web.store import repositories as repo
-from kato_web.services.knowledge import node_knowledge, overlay
+from kato_web.services.knowledge import as_seen_by, node_knowledge
 from kato_web.services.sessions import open_session_with_defaults
 from kato_web.services.session_config import effective_config
 from kato_web.engine.stm import SessionState
@@ -39,13 +39,12 @@ def compute_in_transaction(conn, kb_id: str, stm: list, config: dict,
                            ctx: Context | None = None) -> tuple[list, list]:
     """Return predictions on the knowledge as `conn`'s own transaction sees it (its own learns too).
 
-    With `ctx`, this worker's index is copied and brought up to what `conn` sees; without, the
-    index is built from `conn`'s rows.
+    With `ctx`, this worker's index is used, with `conn`'s newer rows applied provisionally;
+    without, the index is built from `conn`'s rows.
     """
     if sum(len(event) for event in stm) < 2:
         return [], []
-    index, stats, lock = overlay(ctx, conn, kb_id)
-    with lock:
+    with as_seen_by(ctx, conn, kb_id) as (index, stats):
         result = predict(stm, index, stats, PredictConfig.from_mapping(prediction_settings(config)))
     monitoring.predictions_computed(len(result[0]))
     return result

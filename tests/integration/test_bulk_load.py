@@ -55,3 +55,34 @@ def test_worker_index_follows_learns_after_a_bulk_load(client, kato, database_ur
     assert len(knowledge.node_knowledge(kato, "grow_kato").index) == 301
     got = client.get(f"/sessions/{sid}/predictions")
     assert got.status_code == 200
+
+
+def test_predictions_inside_a_transaction_see_its_own_learns_only(kato, database_url):
+    """compute_in_transaction sees the transaction's uncommitted learn; nobody else ever does."""
+    from kato_web.engine.pattern import make_learn_request
+    from kato_web.services import predict as predict_svc
+    from kato_web.services.operations import store_learn
+
+    bulk_load.bulk_load(database_url, "txn", 200, 3)
+    stm = [["q-new"], ["r-new"]]
+    config = {key: None for key in predict_svc.PREDICTION_KEYS}
+    config.update(recall_threshold=0.1, max_predictions=100, use_token_matching=True,
+                  rank_sort_algo="potential", filter_pipeline=[])
+    committed = knowledge.node_knowledge(kato, "txn_kato")
+    assert predict_svc.compute_from_settings(kato, "txn_kato", stm, predict_svc.prediction_settings(config)) == ([], [])
+
+    class Rollback(Exception):
+        pass
+
+    request = make_learn_request([["q-new"], ["r-new"], ["s0000"]], [], [])
+    try:
+        with kato.db.transaction() as conn:
+            store_learn(kato, conn, "txn_kato", request, 5)
+            inside, futures = predict_svc.compute_in_transaction(conn, "txn_kato", stm, config, ctx=kato)
+            assert [p["name"] for p in inside] == [request.hash] and futures[0]["future"] == [["s0000"]]
+            # The worker's copy was lent for the call and is back to the committed state.
+            assert len(committed.index) == 200 and "q-new" not in committed.index.pmf()
+            raise Rollback
+    except Rollback:
+        pass
+    assert predict_svc.compute_from_settings(kato, "txn_kato", stm, predict_svc.prediction_settings(config)) == ([], [])

@@ -184,3 +184,34 @@ def test_add_many_equals_add():
         assert (getattr(one, attr)[:size] == getattr(many, attr)[:size]).all(), attr
     assert list(one.records()) == list(many.records())
     assert [r.emotives for r in one.records()] == [r.emotives for r in many.records()]
+
+
+def test_provisional_changes_are_undone():
+    """Show provisional learns inside the block only; restore the index exactly on exit."""
+    records, _symbols, _weights, rng = _synthetic(400, 120, 9)
+    base, extra = records[:300], records[300:]
+    stats_before = _stats(base)
+    index = PatternIndex.from_records(base, stats_before)
+    stm = [[x] for x in base[3].flat[:5]] + [[x] for x in extra[0].flat[:3]]
+    cfg = PredictConfig(recall_threshold=0.2)
+    before = predict(stm, index, stats_before, cfg)
+    arrays = {k: v.copy() for k, v in vars(index).items() if hasattr(v, "copy") and not isinstance(v, dict)}
+    live = list(base)
+    live[3] = PatternRecord(base[3].name, base[3].events, 5, [{"joy": 1.0}])
+    live += extra
+    stats_after = _stats(live)
+    with index.provisional():
+        index.update(3, 5, [{"joy": 1.0}])
+        index.add_many((r.name, r.events, r.frequency, r.emotives, 1000 + k) for k, r in enumerate(extra))
+        index.set_pmfs(stats_after.pmf.items())
+        assert predict(stm, index, stats_after, cfg) == predict(stm, live, stats_after, cfg)
+    assert predict(stm, index, stats_before, cfg) == before
+    assert len(index) == 300 and dict(index.pmf()) == dict(stats_before.pmf)
+    used = {"_flat": index._flat_len, "_ebounds": index._eb_len, "_pstart": 301, "_ebstart": 301,
+            "_freq": 300, "_seq": 300, "_distinct": 300, "_digest": 300}
+    for key, size in used.items():
+        assert (getattr(index, key)[:size] == arrays[key][:size]).all(), key
+    n_sym = len(arrays["_has_pmf"])
+    assert (index._has_pmf[:n_sym] == arrays["_has_pmf"]).all() and not index._has_pmf[n_sym:].any()
+    assert (index._pmf[:n_sym] == arrays["_pmf"]).all()
+    assert list(index.records()) == list(base)
