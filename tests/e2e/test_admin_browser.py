@@ -202,7 +202,8 @@ def test_preview_table_shows_numbers_for_a_loaded_node(page, server, learned):
     page.get_by_label("STM as JSON").fill('[["a"], ["b"]]')
     page.get_by_label("Selected recall_threshold").fill("0.4")
     page.get_by_label("max_predictions").fill("10")
-    page.get_by_role("button", name="Run preview").click()
+    with page.expect_navigation():  # count() does not wait: let the result page load first
+        page.get_by_role("button", name="Run preview").click()
     rows = page.locator("#threshold-table tbody tr")
     assert rows.count() == 11
     counts = {rows.nth(i).locator("th").inner_text(): int(rows.nth(i).locator("td").first.inner_text())
@@ -226,7 +227,8 @@ def test_knowledge_browser(page, server, learned):
     assert page.locator("#pattern-count").inner_text().startswith("3 patterns")
     shot(page, "patterns")
     page.get_by_label("Contains symbol").fill("x")
-    page.get_by_role("button", name="Search").click()
+    with page.expect_navigation():  # count() does not wait: let the search page load first
+        page.get_by_role("button", name="Search").click()
     assert page.locator("#patterns-table tbody tr").count() == 1
     page.get_by_label("Contains symbol").fill("")
     page.get_by_role("button", name="Search").click()
@@ -239,7 +241,8 @@ def test_knowledge_browser(page, server, learned):
 def test_sessions_pages_explain_predictions(page, server, learned):
     """List live sessions and open one to see its STM and explained predictions."""
     sign_in(page, server)
-    page.get_by_role("navigation", name="Admin sections").get_by_role("link", name="Sessions").click()
+    with page.expect_navigation():  # count() does not wait: let the sessions page load first
+        page.get_by_role("navigation", name="Admin sections").get_by_role("link", name="Sessions").click()
     assert page.locator("#sessions-table tbody tr").count() >= 1
     shot(page, "sessions")
     page.goto(f"{server.url}/admin/sessions/{learned}")
