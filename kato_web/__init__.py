@@ -46,6 +46,7 @@ def register_extensions(app: Flask, config: Config) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from kato_web.admin import bp as admin_bp
     from kato_web.api.health import bp as health_bp
     from kato_web.api.operations import bp as operations_bp
     from kato_web.api.sessions import bp as sessions_bp
@@ -53,6 +54,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(operations_bp)
+    app.register_blueprint(admin_bp)  # the admin UI at /admin
 
 
 def register_middleware(app: Flask, config: Config) -> None:
@@ -62,7 +64,6 @@ def register_middleware(app: Flask, config: Config) -> None:
 
     compression.init_app(app, config.max_request_bytes, config.gzip_min_bytes, config.gzip_level)
     monitoring.init_app(app, config.server.access_log, config.metrics_flush_seconds)
-    app.register_blueprint(__import__("kato_web.admin", fromlist=["bp"]).bp)  # the admin UI at /admin
 
 
 def register_request_hooks(app: Flask, config: Config) -> None:
