@@ -170,7 +170,10 @@ def warm_workers(server_url: str, workers: int, timeout: float = 900) -> list[in
     """Make every worker load the node's index: fresh connections until each pid has answered."""
     import requests
 
-    sid = requests.post(f"{server_url}/sessions", json={"node_id": NODE}, timeout=60).json()["session_id"]
+    # θ = 0.9: the warming request itself must not be a huge prediction (two common symbols at
+    # θ = 0.1 would match most of a large node).
+    sid = requests.post(f"{server_url}/sessions", json={"node_id": NODE, "config": {"recall_threshold": 0.9}},
+                        timeout=60).json()["session_id"]
     requests.post(f"{server_url}/sessions/{sid}/observe-sequence", timeout=60,
                   json={"observations": [{"strings": ["s0000"]}, {"strings": ["s0001"]}]})
     seen: dict[int, float] = {}

@@ -143,26 +143,41 @@ if _ddot is not None:
 
     @_jit
     def _count_bound(indptr, positions, counts, q_syms, q_counts, n_indexed, n_patterns, pstart,
-                     n, theta, len_lo, len_hi, extra):
+                     n, theta, len_lo, len_hi, extra, acc):
         """Return the positions (ascending) whose count bound can reach θ.
 
         The bound is Σ min(c_p, c_s) over ``q_syms`` plus ``extra`` (at most what the state's
         other symbols can add), capped at L; a pattern must hold one of ``q_syms``. Patterns
         appended after the postings were built (positions >= n_indexed) are all kept; the exact
-        pass decides.
+        pass decides. ``acc`` is an all-zero scratch of n_indexed entries, left all zero: when
+        few postings are read only the patterns they touch are visited (then sorted), so the
+        cost follows the postings read, not the node's size.
         """
-        acc = np.zeros(n_indexed, np.int32)
+        total = 0
+        for u in range(q_syms.shape[0]):
+            total += indptr[q_syms[u] + 1] - indptr[q_syms[u]]
+        sparse = total * 8 < n_indexed
+        touched = np.empty(total if sparse else 0, _I64)
+        nt = 0
         for u in range(q_syms.shape[0]):
             x = q_syms[u]
             c_s = q_counts[u]
             for t in range(indptr[x], indptr[x + 1]):
                 c = counts[t]
-                acc[positions[t]] += c if c < c_s else c_s
-        out = np.empty(n_patterns, _I64)
+                p = positions[t]
+                if sparse and acc[p] == 0:
+                    touched[nt] = p
+                    nt += 1
+                acc[p] += c if c < c_s else c_s
+        if sparse:
+            touched = np.sort(touched[:nt])
+        out = np.empty((nt if sparse else n_indexed) + n_patterns - n_indexed, _I64)
         k = 0
-        for p in range(n_indexed):
+        for i in range(nt if sparse else n_indexed):
+            p = touched[i] if sparse else i
             a = acc[p]
             if a > 0:
+                acc[p] = 0
                 length = pstart[p + 1] - pstart[p]
                 if length < len_lo or length > len_hi:
                     continue
@@ -860,6 +875,7 @@ class PatternIndex:
         self._indptr = np.zeros(1, _I64)
         self._positions = np.zeros(0, _I32)
         self._counts = np.zeros(0, np.int16)
+        self._acc = np.zeros(0, np.int32)  # all-zero scratch for the count bound
         # Postings summed beyond this share of the node's symbols: scan every pattern instead.
         self.scan_ratio = 0.5
         self._undo: dict | None = None  # see provisional()
@@ -1221,9 +1237,11 @@ class PatternIndex:
         the left-out symbols count at most their state counts in the bound. When the postings to
         read cover most of the node, every pattern is scanned directly (same set, less work).
         """
-        everything = np.arange(self._n, dtype=_I64)
+        def everything():  # built only when needed: 8 MB at a million patterns
+            return np.arange(self._n, dtype=_I64)
+
         if theta <= 0:
-            return everything
+            return everything()
         self._maybe_build_postings()
         known = local_node >= 0
         q_syms = local_node[known]
@@ -1231,7 +1249,7 @@ class PatternIndex:
         if q_syms.size == 0:
             return np.zeros(0, _I64)  # no state symbol occurs in any pattern: nothing can pass
         if n > 32767 or self._indexed == 0:
-            return everything  # (postings count at most 32767 occurrences per pattern)
+            return everything()  # (postings count at most 32767 occurrences per pattern)
         inside = q_syms < self._indptr.shape[0] - 1  # symbols new since the build: tail only
         q_syms, q_counts = q_syms[inside], q_counts[inside]
         sizes = self._indptr[q_syms + 1] - self._indptr[q_syms]
@@ -1247,12 +1265,14 @@ class PatternIndex:
         dropped = int(np.searchsorted(held, least - 1, side="right"))
         rare = order[dropped:]
         if float(sizes[rare].sum()) > self.scan_ratio * float(self._pstart[self._indexed]):
-            return everything
+            return everything()
         # The left-out symbols add at most their state counts to a pattern's bound.
         extra = int(held[dropped - 1]) if dropped else 0
+        if self._acc.shape[0] < self._indexed:
+            self._acc = np.zeros(self._indexed, np.int32)
         return _count_bound(self._indptr, self._positions, self._counts, q_syms[rare],
                             q_counts[rare], self._indexed, self._n, self._pstart, n, float(theta),
-                            len_lo, len_hi, extra)
+                            len_lo, len_hi, extra, self._acc)
 
     def _phase(self, name: str, started: float, **counts) -> float:
         now = perf_counter()
@@ -1454,5 +1474,5 @@ def warm_up() -> bool:
     index.predict(long_state, stats, PredictConfig(recall_threshold=0.0))
     one = np.ones(1, _I64)
     _count_bound(index._indptr, index._positions, index._counts, one * 0, one, index._indexed,
-                 index._n, index._pstart, 3, 0.5, 0, 10, 0)
+                 index._n, index._pstart, 3, 0.5, 0, 10, 0, np.zeros(index._indexed, np.int32))
     return True
