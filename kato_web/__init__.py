@@ -30,6 +30,8 @@ def create_app(config: Config | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Strict",
     )
     json_provider.init_app(app)  # orjson-backed, keys in insertion order
+    from kato_web.admin.cookie_session import AdminOnlySessionInterface
+    app.session_interface = AdminOnlySessionInterface()
     register_extensions(app, config)
     register_blueprints(app)
     register_error_handlers(app)
@@ -41,7 +43,8 @@ def create_app(config: Config | None = None) -> Flask:
 def register_extensions(app: Flask, config: Config) -> None:
     app.config.update(cache_config(config.cache_url, config.testing))
     cache.init_app(app)
-    db = Database(config.database_url, config.db_pool_size, config.db_max_overflow, config.db_pre_ping)
+    db = Database(config.database_url, config.db_pool_size, config.db_max_overflow, config.db_pre_ping,
+                  config.db_ping_idle_seconds)
     app.extensions["kato"] = Context(config=config, db=db, cache=cache)
 
 

@@ -145,7 +145,9 @@ class Config:
     # knowledge in a second transaction), so threads never wait on the pool.
     db_pool_size: int = DEFAULT_THREADS
     db_max_overflow: int = DEFAULT_THREADS
+    # Test a pooled connection before use when it sat idle longer than this (store/db.py).
     db_pre_ping: bool = True
+    db_ping_idle_seconds: float = 5.0
     # Responses over gzip_min_bytes are gzipped for clients that accept it; level 1 because
     # CPU, not bandwidth, runs out first (docs/benchmarks.md: 166 KB → 23 KB in 1.1 ms).
     gzip_min_bytes: int = 1024
@@ -172,6 +174,7 @@ class Config:
             db_pool_size=_env_int("KATO_DB_POOL_SIZE", server.threads),
             db_max_overflow=_env_int("KATO_DB_MAX_OVERFLOW", server.threads),
             db_pre_ping=_env_bool("KATO_DB_PRE_PING", True),
+            db_ping_idle_seconds=float(_env("KATO_DB_PING_IDLE_SECONDS", "5")),
             gzip_min_bytes=_env_int("KATO_GZIP_MIN_BYTES", 1024),
             gzip_level=_env_int("KATO_GZIP_LEVEL", 1),
             metrics_flush_seconds=float(_env("KATO_METRICS_FLUSH_SECONDS", "1.0")),

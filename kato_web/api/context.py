@@ -1,6 +1,7 @@
 """How a view reaches the service context."""
 from flask import Blueprint, current_app, g, jsonify
 
+from kato_web import gcpause
 from kato_web.services.context import Context
 
 
@@ -13,11 +14,22 @@ def mark_session(session_id: str) -> None:
     g.session_id = session_id
 
 
-def add_session_route(bp: Blueprint, rule: str, method: str, func) -> None:
-    """Expose `func(ctx, session_id)` as a view that answers its result as JSON."""
-    def view(session_id):
+def add_session_route(bp: Blueprint, rule: str, method: str, func, large_answer: bool = False) -> None:
+    """Expose `func(ctx, session_id)` as a view that answers its result as JSON.
+
+    `large_answer`: the answer can be tens of thousands of objects (predictions), so the
+    garbage collector is paused until they are serialised and freed (kato_web/gcpause.py).
+    """
+    def answer(session_id):
         result = func(ctx(), session_id)
         mark_session(session_id)
         return jsonify(result)
+
+    if large_answer:
+        def view(session_id):
+            with gcpause.paused():
+                return answer(session_id)
+    else:
+        view = answer
     view.__name__ = func.__name__
     bp.add_url_rule(rule, endpoint=func.__name__, view_func=view, methods=[method])

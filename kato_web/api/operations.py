@@ -55,9 +55,11 @@ add_session_route(bp, "/sessions/<session_id>/stm", "GET", ops.get_stm)
 add_session_route(bp, "/sessions/<session_id>/learn", "POST", ops.learn)
 add_session_route(bp, "/sessions/<session_id>/clear-stm", "POST", ops.clear_stm)
 add_session_route(bp, "/sessions/<session_id>/clear-all", "POST", ops.clear_all)
-add_session_route(bp, "/sessions/<session_id>/predictions", "GET", predict_svc.session_predictions)
+add_session_route(bp, "/sessions/<session_id>/predictions", "GET", predict_svc.session_predictions,
+                  large_answer=True)
 add_session_route(bp, "/sessions/<session_id>/percept-data", "GET", ops.percept_data)
-add_session_route(bp, "/sessions/<session_id>/cognition-data", "GET", ops.cognition_data)
+add_session_route(bp, "/sessions/<session_id>/cognition-data", "GET", ops.cognition_data,
+                  large_answer=True)
 
 
 def _request_node() -> str:

@@ -17,7 +17,7 @@ def health(ctx: Context) -> dict:
     """Report health; a database failure is folded into the body, never raised."""
     now = ctx.clock()
     try:
-        with ctx.db.transaction(write=False) as conn:
+        with ctx.db.statements() as conn:
             active = repo.count_live_sessions(conn, now)
         status, processor_status, issues = "healthy", "healthy", []
     except Exception as exc:  # the report itself must always answer

@@ -20,6 +20,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from kato_web import gcpause
 from kato_web.engine import index as engine_index
 from kato_web.engine.index import PatternIndex
 from kato_web.engine.predictor import SymbolStats
@@ -94,13 +95,8 @@ def node_knowledge(ctx: Context, kb_id: str, node: dict | None = None) -> NodeKn
 def _load_all(conn, knowledge: NodeKnowledge, upto: int) -> None:
     """Rebuild the index from every pattern of the node, streamed in learn order."""
     index = PatternIndex()
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # the decoded batches are acyclic; collections would only rescan them
-    try:
+    with gcpause.paused():  # the decoded batches are acyclic; collections would only rescan them
         _stream_into(conn, knowledge.kb_id, upto, index)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
     for symbol, pmf, _freq in repo.symbols_changed_since(conn, knowledge.kb_id, -1, upto):
         index.set_pmf(symbol, int(pmf))
     index.build_postings()

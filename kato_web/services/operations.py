@@ -164,7 +164,7 @@ def observe_sequence(ctx: Context, session_id: str, observations: list[Observati
 
 
 def get_stm(ctx: Context, session_id: str) -> dict:
-    with ctx.db.transaction() as conn:
+    with ctx.db.statements() as conn:  # one UPDATE … RETURNING
         row = open_session(ctx, conn, session_id)
     stm = _owned_state(row["state"]).stm
     return {"stm": stm, "session_id": session_id, "length": len(stm)}
@@ -202,7 +202,7 @@ def clear_all(ctx: Context, session_id: str) -> dict:
 
 
 def percept_data(ctx: Context, session_id: str) -> dict:
-    with ctx.db.transaction() as conn:
+    with ctx.db.statements() as conn:
         row = open_session(ctx, conn, session_id)
     percept = stm_engine.SessionState.from_dict(row["state"]).percept
     return {"percept_data": percept, "session_id": session_id, "node_id": row["node_id"]}

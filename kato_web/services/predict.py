@@ -56,7 +56,9 @@ def compute(ctx: Context, kb_id: str, stm: list, config: dict, node: dict | None
 
 def session_predictions(ctx: Context, session_id: str) -> dict:
     """Compute predictions from the session's STM with its settings; changes nothing stored."""
-    with ctx.db.transaction() as conn:
+    # Two statements, each atomic alone: the session (sliding its expiry), then the node row
+    # read after it, so every learn committed before this request is seen.
+    with ctx.db.statements() as conn:
         row, defaults = open_session_with_defaults(ctx, conn, session_id)
         config = effective_config(row["config"] or {}, defaults)
         stm = SessionState.from_dict(row["state"]).stm

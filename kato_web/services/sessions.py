@@ -108,7 +108,7 @@ def create_session(ctx: Context, node_id: str, metadata: dict | None, ttl_second
 
 
 def count_sessions(ctx: Context) -> int:
-    with ctx.db.transaction(write=False) as conn:
+    with ctx.db.statements() as conn:
         return repo.count_live_sessions(conn, ctx.clock())
 
 
@@ -126,7 +126,7 @@ def session_exists(ctx: Context, session_id: str) -> dict:
 
 
 def get_session(ctx: Context, session_id: str) -> dict:
-    with ctx.db.transaction() as conn:
+    with ctx.db.statements() as conn:  # one UPDATE … RETURNING
         row, defaults = open_session_with_defaults(ctx, conn, session_id, shape="A")
     return session_view(row, defaults, ctx.clock())
 
@@ -139,7 +139,7 @@ def delete_session(ctx: Context, session_id: str) -> dict:
 
 
 def get_config(ctx: Context, session_id: str) -> dict:
-    with ctx.db.transaction() as conn:
+    with ctx.db.statements() as conn:
         row, defaults = open_session_with_defaults(ctx, conn, session_id)
     return {"session_id": session_id, "config": session_config.effective_config(row["config"] or {}, defaults)}
 

@@ -1,0 +1,38 @@
+"""Per-request work the API skips: the admin cookie session, and the collector during big answers."""
+from __future__ import annotations
+
+import gc
+
+from kato_web.services import predict as predict_svc
+
+
+def test_api_requests_never_open_or_write_the_cookie_session(client, new_session):
+    sid = new_session()
+    client.set_cookie("session", "not-a-valid-signed-cookie")
+    for resp in (client.get("/health"), client.get(f"/sessions/{sid}"),
+                 client.post(f"/sessions/{sid}/observe", json={"strings": ["a"]})):
+        assert resp.status_code == 200
+        assert "Set-Cookie" not in resp.headers
+        assert "Cookie" not in resp.headers.get("Vary", "")  # the session was never read
+
+
+def test_the_admin_pages_still_get_their_cookie_session(app, client):
+    app.extensions["kato"].config.admin_password = "pw"
+    resp = client.get("/admin/login")
+    assert resp.status_code == 200
+    assert "session=" in resp.headers.get("Set-Cookie", "")  # the CSRF token lives there
+
+
+def test_predictions_are_built_with_the_collector_paused_and_it_resumes(client, new_session, monkeypatch):
+    sid = new_session()
+    client.post(f"/sessions/{sid}/observe", json={"strings": ["a", "b"]})
+    client.post(f"/sessions/{sid}/learn")
+    client.post(f"/sessions/{sid}/observe", json={"strings": ["a", "b"]})
+    states = []
+    original = predict_svc.monitoring.predictions_computed
+    monkeypatch.setattr(predict_svc.monitoring, "predictions_computed",
+                        lambda n: states.append(gc.isenabled()) or original(n))
+    resp = client.get(f"/sessions/{sid}/predictions")
+    assert resp.status_code == 200 and resp.get_json()["count"] == 1
+    assert states == [False]
+    assert gc.isenabled()
