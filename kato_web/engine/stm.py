@@ -167,6 +167,16 @@ def _enforce_limits(state: SessionState) -> None:
     state.metadata = state.metadata[-MAX_ACCUMULATOR:]
 
 
+def _at_least_two_symbols(stm: list[list[str]]) -> bool:
+    """Whether the STM holds two symbols, looking only at its newest events (O(1) usually)."""
+    seen = 0
+    for event in reversed(stm):
+        seen += len(event)
+        if seen >= 2:
+            return True
+    return False
+
+
 def _observe_in_place(
     state: SessionState, obs: Observation, cfg: StmConfig, expected_dim: int | None
 ) -> ObserveOutcome:
@@ -194,7 +204,7 @@ def _observe_in_place(
     auto_name: str | None = None
     if event:
         state.stm.append(event)
-        if cfg.process_predictions and total_symbols(state.stm) >= 2:
+        if cfg.process_predictions and _at_least_two_symbols(state.stm):
             prediction_stm = [list(e) for e in state.stm]
         request = _auto_learn_in_place(state, cfg)
         if request is not None:
@@ -213,15 +223,19 @@ def _observe_in_place(
 
 
 def observe(
-    state: SessionState, obs: Observation, cfg: StmConfig, expected_dim: int | None = None
+    state: SessionState, obs: Observation, cfg: StmConfig, expected_dim: int | None = None,
+    in_place: bool = False,
 ) -> ObserveOutcome:
     """Process one observation on a copy of `state` ([REF] order, engine.md §2.5, §3, §13).
+
+    `in_place`: work on `state` itself, for a caller that owns it and drops it on error (a
+    state just decoded from the database); copying a long STM on every observe is O(length).
 
     `expected_dim` is the node's locked vector dimension, if any; a mismatch raises
     VectorDimensionError. `outcome.vector_dimension` reports this observation's dimension so the
     caller can lock a node on its first vector.
     """
-    return _observe_in_place(state.copy(), obs, cfg, expected_dim)
+    return _observe_in_place(state if in_place else state.copy(), obs, cfg, expected_dim)
 
 
 def learn(state: SessionState) -> tuple[SessionState, LearnRequest | None]:

@@ -106,7 +106,8 @@ def observe(ctx: Context, session_id: str, obs: Observation) -> dict:
         row, config, state = _load(ctx, conn, session_id)
         expected = _vector_dimension(ctx, conn, row, [obs])
         try:
-            outcome = stm_engine.observe(state, obs, _stm_config(config), expected_dim=expected)
+            # The state was decoded for this request alone; an error discards it with the transaction.
+            outcome = stm_engine.observe(state, obs, _stm_config(config), expected_dim=expected, in_place=True)
             _lock_dimension(ctx, conn, row["kb_id"], outcome.vector_dimension, expected)
         except VectorDimensionError as err:
             raise _dimension_error(err) from None

@@ -739,3 +739,26 @@ def test_stm_invariants(items, mpl, mode):
     for outcome in outcomes:
         for request in outcome.learned:
             assert request.length >= 2 and request.name == pattern_name(request.events)
+
+
+def test_observe_in_place_gives_the_same_outcome_as_observe_on_a_copy():
+    # The service observes in place on a state it just decoded; the answer must not differ.
+    cfg = StmConfig(max_pattern_length=3, stm_mode="ROLLING")
+    for items in ([obs("a")], [obs("a"), obs("b", "c")], [obs("x", emotives={"j": 1.0}), obs("y"), obs("z")]):
+        base, _ = run(items)
+        item = Observation(strings=["q"], emotives={"j": 0.5}, metadata={"m": [1]})
+        copied = observe(base, item, cfg)
+        owned = SessionState.from_dict(base.to_dict())
+        in_place = observe(owned, item, cfg, in_place=True)
+        assert in_place == copied
+        assert in_place.state is owned  # really no copy
+
+
+def test_observe_offers_predictions_only_from_two_symbols_on():
+    # engine.md §5.1: predictions need at least two symbols in the STM.
+    one, _ = run([])
+    assert observe(one, obs("a"), DEFAULT).prediction_stm is None
+    two = observe(one, obs("a", "b"), DEFAULT)
+    assert two.prediction_stm == [["a", "b"]]
+    three, _ = run([obs("a")])
+    assert observe(three, obs("b"), DEFAULT).prediction_stm == [["a"], ["b"]]
