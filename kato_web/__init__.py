@@ -29,7 +29,7 @@ def create_app(config: Config | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
     )
-    json_provider.init_app(app)  # orjson-backed, keys in insertion order
+    json_provider.init_app(app, config.fast_json)  # orjson-backed, keys in insertion order
     from kato_web.admin.cookie_session import AdminOnlySessionInterface
     app.session_interface = AdminOnlySessionInterface()
     register_extensions(app, config)
@@ -46,6 +46,9 @@ def register_extensions(app: Flask, config: Config) -> None:
     db = Database(config.database_url, config.db_pool_size, config.db_max_overflow, config.db_pre_ping,
                   config.db_ping_idle_seconds)
     app.extensions["kato"] = Context(config=config, db=db, cache=cache)
+    if config.warm_up:
+        from kato_web.services import knowledge
+        knowledge.start_warm_up()
 
 
 def register_blueprints(app: Flask) -> None:

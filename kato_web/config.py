@@ -159,6 +159,11 @@ class Config:
     admin_password: str | None = None
     secret_key: str | None = None
     expose_worker_pid: bool = False
+    # orjson for responses (json_provider.py); load the prediction kernels in the background
+    # when a worker starts (services/knowledge.py); the compiled prediction path (engine/index.py).
+    fast_json: bool = True
+    warm_up: bool = True
+    fast_predict: bool = True
     testing: bool = False
 
     @classmethod
@@ -180,6 +185,9 @@ class Config:
             metrics_flush_seconds=float(_env("KATO_METRICS_FLUSH_SECONDS", "1.0")),
             server=server,
             session_defaults=session_defaults_from_env(),
+            fast_json=_env_bool("KATO_FAST_JSON", True),
+            warm_up=_env_bool("KATO_WARM_UP", True),
+            fast_predict=_env_bool("KATO_FAST_PREDICT", True),
             admin_password=_env("KATO_ADMIN_PASSWORD"),
             secret_key=_env("KATO_SECRET_KEY"),
             expose_worker_pid=_env_bool("KATO_EXPOSE_WORKER_PID", False),

@@ -15,7 +15,6 @@ provider, so those keep Flask's representation. KATO_FAST_JSON=0 turns it off.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from flask.json.provider import DefaultJSONProvider
@@ -64,8 +63,8 @@ class FastJSONProvider(DefaultJSONProvider):
         return super().response(*args, **kwargs)
 
 
-def init_app(app) -> None:
-    """Install the fast provider (unless KATO_FAST_JSON=0 or orjson is missing); keys unsorted."""
-    if orjson is not None and os.environ.get("KATO_FAST_JSON", "1").lower() not in ("0", "false", "no", "off"):
+def init_app(app, enabled: bool = True) -> None:
+    """Install the fast provider (unless disabled: KATO_FAST_JSON=0, or orjson is missing); keys unsorted."""
+    if orjson is not None and enabled:
         app.json = FastJSONProvider(app)
     app.json.sort_keys = False

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import os
 import threading
 from dataclasses import dataclass, field
 
@@ -240,7 +239,12 @@ def _warm_up() -> None:
         pass
 
 
-# Load (or compile, the first time) the prediction kernels in the background as soon as a
-# worker imports this module, so no request pays for it.
-if os.environ.get("KATO_WARM_UP", "1").lower() not in ("0", "false", "no", "off"):
-    threading.Thread(target=_warm_up, name="kato-warm-up", daemon=True).start()
+_warm_up_started = threading.Event()
+
+
+def start_warm_up() -> None:
+    """Load (or compile, the first time) the prediction kernels in the background, once per
+    process, so no request pays for it (create_app calls this in every worker)."""
+    if not _warm_up_started.is_set():
+        _warm_up_started.set()
+        threading.Thread(target=_warm_up, name="kato-warm-up", daemon=True).start()

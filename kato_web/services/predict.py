@@ -8,7 +8,6 @@ from kato_web.store import repositories as repo
 from kato_web.services.knowledge import as_seen_by, node_knowledge
 from kato_web.services.sessions import open_session_with_defaults
 from kato_web.services.session_config import effective_config
-from kato_web.engine.stm import SessionState
 
 # The session settings that change what predictions contain.
 PREDICTION_KEYS = ("recall_threshold", "max_predictions", "use_token_matching", "rank_sort_algo",
@@ -61,7 +60,7 @@ def session_predictions(ctx: Context, session_id: str) -> dict:
     with ctx.db.statements() as conn:
         row, defaults = open_session_with_defaults(ctx, conn, session_id)
         config = effective_config(row["config"] or {}, defaults)
-        stm = SessionState.from_dict(row["state"]).stm
+        stm = (row["state"] or {}).get("stm") or []  # decoded for this request: no copy needed
         # The node's change sequence, read in this transaction: the worker's index is refreshed
         # only when it moved (a predictions call sees every learn committed before it started).
         node = repo.get_node(conn, row["kb_id"]) if sum(len(e) for e in stm) >= 2 else None
