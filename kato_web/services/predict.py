@@ -4,7 +4,6 @@ from __future__ import annotations
 from kato_web.engine.predictor import PredictConfig, predict
 from kato_web.services import monitoring
 from kato_web.services.context import Context
-from kato_web.store import repositories as repo
 from kato_web.services.knowledge import as_seen_by, node_knowledge
 from kato_web.services.sessions import open_session_with_defaults
 from kato_web.services.session_config import effective_config
@@ -55,15 +54,14 @@ def compute(ctx: Context, kb_id: str, stm: list, config: dict, node: dict | None
 
 def session_predictions(ctx: Context, session_id: str) -> dict:
     """Compute predictions from the session's STM with its settings; changes nothing stored."""
-    # Two statements, each atomic alone: the session (sliding its expiry), then the node row
-    # read after it, so every learn committed before this request is seen.
+    # One statement: the session (sliding its expiry) with the node's change sequence as it
+    # stood when this request reached the database. The worker's index is refreshed only when
+    # that moved, so a predictions call sees every learn committed before it started.
     with ctx.db.statements() as conn:
-        row, defaults = open_session_with_defaults(ctx, conn, session_id)
-        config = effective_config(row["config"] or {}, defaults)
-        stm = (row["state"] or {}).get("stm") or []  # decoded for this request: no copy needed
-        # The node's change sequence, read in this transaction: the worker's index is refreshed
-        # only when it moved (a predictions call sees every learn committed before it started).
-        node = repo.get_node(conn, row["kb_id"]) if sum(len(e) for e in stm) >= 2 else None
+        row, defaults = open_session_with_defaults(ctx, conn, session_id, with_node=True)
+    config = effective_config(row["config"] or {}, defaults)
+    stm = (row["state"] or {}).get("stm") or []  # decoded for this request: no copy needed
+    node = row["node_version"]
     predictions, future_potentials = compute(ctx, row["kb_id"], stm, config, node)
     return {"predictions": predictions, "future_potentials": future_potentials, "session_id": session_id,
             "processor_id": None, "count": len(predictions), "time": None, "unique_id": None}

@@ -79,11 +79,16 @@ def open_session(ctx: Context, conn, session_id: str, shape: str = "D") -> dict:
     return row
 
 
-def open_session_with_defaults(ctx: Context, conn, session_id: str, shape: str = "D") -> tuple[dict, dict]:
-    """Return (live session row, server defaults) like open_session + server_defaults, in one query."""
+def open_session_with_defaults(ctx: Context, conn, session_id: str, shape: str = "D",
+                               with_node: bool = False) -> tuple[dict, dict]:
+    """Return (live session row, server defaults) like open_session + server_defaults, in one query.
+
+    `with_node`: the row also carries "node_version", the node's generation and change
+    sequence read by the same statement (see repo.touch_session).
+    """
     now = ctx.clock()
     row, settings = repo.touch_session(conn, session_id, now, slide=ctx.config.session_auto_extend,
-                                       with_settings=True)
+                                       with_settings=True, with_node=with_node)
     if row is None:
         raise SessionNotFound(session_id, shape)
     return row, defaults_from_settings(ctx, settings)

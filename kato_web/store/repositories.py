@@ -61,6 +61,13 @@ def _settings_object_for(dialect: str):
 
 
 SETTINGS_COLUMN = "server_settings_"
+NODE_COLUMNS = ("node_generation_", "node_change_seq_")
+
+
+def _node_version_columns():
+    """Scalar subqueries: the session's node's generation and change sequence."""
+    return tuple(select(column).where(nodes_t.c.kb_id == sessions_t.c.kb_id).scalar_subquery().label(label)
+                 for column, label in zip((nodes_t.c.generation, nodes_t.c.change_seq), NODE_COLUMNS))
 
 
 def _split_settings(row) -> tuple[dict, dict]:
@@ -68,11 +75,16 @@ def _split_settings(row) -> tuple[dict, dict]:
     settings = values.pop(SETTINGS_COLUMN)
     if isinstance(settings, str):  # SQLite hands JSON back as text
         settings = json.loads(settings)
+    if NODE_COLUMNS[0] in values:
+        values["node_version"] = {"generation": values.pop(NODE_COLUMNS[0]),
+                                  "change_seq": values.pop(NODE_COLUMNS[1])}
     return values, settings or {}
 
 
-def _touch_statement(dialect: str, slide: bool, lock: bool, with_settings: bool):
+def _touch_statement(dialect: str, slide: bool, lock: bool, with_settings: bool, with_node: bool = False):
     extra = (_settings_object_for(dialect),) if with_settings else ()
+    if with_node:
+        extra += _node_version_columns()
     sid, now = bindparam("sid"), bindparam("now", type_=Float)
     live = (sessions_t.c.session_id == sid, sessions_t.c.expires_at > now)
     if slide:
@@ -89,17 +101,19 @@ def _touch_statement(dialect: str, slide: bool, lock: bool, with_settings: bool)
 
 
 def touch_session(conn: Connection, session_id: str, now: float, slide: bool,
-                  lock: bool = True, with_settings: bool = False):
+                  lock: bool = True, with_settings: bool = False, with_node: bool = False):
     """Return the live session row (locked until commit when `lock`), sliding its expiry.
 
     Sliding never moves expiry backwards, so an explicit extend lasts at least until
     the time it set (spec/README.md decision 10.3). With `with_settings` it returns
     (row, server settings) instead, read by the same statement: one round trip fewer
-    on every session-scoped request.
+    on every session-scoped request. With `with_node` (and `with_settings`) the row also
+    has "node_version": the node's {"generation", "change_seq"} as this statement saw them.
     """
     dialect = conn.dialect.name
-    stmt = _statement(("touch", dialect, slide, lock and not slide, with_settings),
-                      lambda: _touch_statement(dialect, slide, lock, with_settings))
+    with_node = with_node and with_settings
+    stmt = _statement(("touch", dialect, slide, lock and not slide, with_settings, with_node),
+                      lambda: _touch_statement(dialect, slide, lock, with_settings, with_node))
     row = conn.execute(stmt, {"sid": session_id, "now": now}).mappings().first()
     if not with_settings:
         return dict(row) if row else None

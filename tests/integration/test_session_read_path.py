@@ -39,3 +39,27 @@ def test_touch_session_with_settings_matches_separate_reads(kato, new_session):
         assert repo.touch_session(conn, "missing", 1.0, slide=True, with_settings=True) == (None, {})
         repo.delete_setting(conn, "persistence")
         assert repo.touch_session(conn, sid, 1.0, slide=True, with_settings=True)[1] == {}
+
+
+def test_touch_session_with_node_reports_the_nodes_version_as_get_node_does(client, kato, new_session):
+    sid = new_session()
+
+    def versions():
+        with kato.db.transaction() as conn:
+            row, _ = repo.touch_session(conn, sid, 1.0, slide=True, with_settings=True, with_node=True)
+            node = repo.get_node(conn, row["kb_id"])
+            assert NODE_KEYS.isdisjoint(row)  # the helper columns never leak into the row
+        return row["node_version"], {"generation": node["generation"], "change_seq": node["change_seq"]}
+
+    seen, expected = versions()
+    assert seen == expected
+    client.post(f"/sessions/{sid}/observe", json={"strings": ["a", "b"]})
+    client.post(f"/sessions/{sid}/learn")  # a learn moves the change sequence
+    after, expected = versions()
+    assert after == expected and after["change_seq"] > seen["change_seq"]
+    client.post(f"/sessions/{sid}/clear-all")  # a clear-all moves the generation
+    cleared, expected = versions()
+    assert cleared == expected and cleared["generation"] > after["generation"]
+
+
+NODE_KEYS = set(repo.NODE_COLUMNS)
