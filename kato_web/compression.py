@@ -8,7 +8,10 @@ the verdict the middleware left in the environ), so they get KATO's JSON shape a
 usual headers.
 
 Responses: a body larger than `min_size` bytes is gzipped when the client accepts
-gzip (predictions can run to hundreds of kilobytes of JSON, which shrink ~10×).
+gzip (predictions can run to hundreds of kilobytes of JSON, which shrink ~4-10×). The
+compressor is ISA-L's (the `isal` package: the same gzip format, measured ~3.5× faster
+than zlib at level 1 on a 1 MB predictions answer, and a little smaller); zlib's gzip is
+the fallback when it is not installed.
 """
 from __future__ import annotations
 
@@ -20,6 +23,19 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from kato_web.errors import ApiError
+
+try:
+    from isal.igzip import compress as _isal_compress
+except ImportError:  # pragma: no cover - isal is pinned in requirements.txt
+    _isal_compress = None
+ISAL_MAX_LEVEL = 3  # ISA-L's levels are 0-3; a higher KATO_GZIP_LEVEL asks zlib for more squeeze
+
+
+def compressor(level: int):
+    """Return f(body) → gzip bytes at `level`: ISA-L up to its level 3, zlib above it."""
+    if _isal_compress is not None and level <= ISAL_MAX_LEVEL:
+        return lambda body: _isal_compress(body, level, mtime=0)
+    return lambda body: gzip.compress(body, compresslevel=level, mtime=0)
 
 ERROR_KEY = "kato.request_body_error"
 READ_CHUNK = 64 * 1024
@@ -117,6 +133,7 @@ def _accepts_gzip(header: str | None) -> bool:
 def init_app(app: Flask, max_bytes: int, min_size: int = 1024, level: int = 1) -> None:
     """Install request inflation and response compression on `app`."""
     app.wsgi_app = GzipRequestMiddleware(app.wsgi_app, max_bytes)
+    compress = compressor(level)
 
     @app.before_request
     def _request_body_verdict():
@@ -139,6 +156,6 @@ def init_app(app: Flask, max_bytes: int, min_size: int = 1024, level: int = 1) -
         response.vary.add("Accept-Encoding")
         if not _accepts_gzip(request.headers.get("Accept-Encoding")):
             return response
-        response.set_data(gzip.compress(body, compresslevel=level, mtime=0))
+        response.set_data(compress(body))
         response.headers["Content-Encoding"] = "gzip"
         return response
