@@ -181,11 +181,19 @@ def get_node(conn: Connection, kb_id: str) -> dict | None:
 
 
 def lock_node_for_change(conn: Connection, kb_id: str, now: float) -> dict:
-    """Bump the node's change sequence, locking its row until commit; return the row."""
-    ensure_node(conn, kb_id, now)
-    stmt = (update(nodes_t).where(nodes_t.c.kb_id == kb_id)
-            .values(change_seq=nodes_t.c.change_seq + 1).returning(*nodes_t.c))
-    return dict(conn.execute(stmt).mappings().one())
+    """Bump the node's change sequence, locking its row until commit; return the row.
+
+    The node row almost always exists (creating a session makes it), so the UPDATE comes
+    first and the row is only created, then updated, when it was missing.
+    """
+    stmt = _statement(("bump_node",), lambda: (
+        update(nodes_t).where(nodes_t.c.kb_id == bindparam("node_kb_id"))
+        .values(change_seq=nodes_t.c.change_seq + 1).returning(*nodes_t.c)))
+    row = conn.execute(stmt, {"node_kb_id": kb_id}).mappings().first()
+    if row is None:
+        ensure_node(conn, kb_id, now)
+        row = conn.execute(stmt, {"node_kb_id": kb_id}).mappings().one()
+    return dict(row)
 
 
 def claim_vector_dimension(conn: Connection, kb_id: str, dim: int, now: float) -> int:
