@@ -20,8 +20,9 @@ over the same patterns in the same order, bit for bit, at a fraction of the cost
    ``predictor`` evaluates it: sequential sums in learn order (never numpy's pairwise sums), the
    itfdf cosine through the very BLAS ``ddot`` numpy's ``dot`` calls (so the blocked summation of
    that kernel is reproduced by construction), libm's log10/log2/pow like CPython's ``math``.
-4. Ranking by (−key, name) with ``np.lexsort`` over the names' SHA-1 digests (hex order equals
-   byte order), and the full 29-key objects only for the top ``max_predictions``.
+4. Ranking by (−key, name): a stable sort by −key of the candidates in name order (the names'
+   SHA-1 digests; hex order equals byte order), and the full 29-key objects only for the top
+   ``max_predictions``.
 
 The index is pure (numpy and numba, no Flask, no SQL) and supports the incremental updates a
 worker's cache needs: append new patterns (learn order = ``created_seq`` order), update the
@@ -423,8 +424,38 @@ if _ddot is not None:
                 out_e2[:kept])
 
     @_jit
-    def _top_blocks(cp, flat, pstart, local_of, n, pos_ptr, pos, max_len):
-        """Return (blocks per candidate, their (j, k) in the state) for a few candidates."""
+    def _entropy(ids):
+        """Return ``metrics.entropy`` of a present (its symbol ids in order), bit for bit.
+
+        The terms −p·log2(p) are added left to right in first-appearance order of the symbols.
+        """
+        size = ids.shape[0]
+        order = np.argsort(ids, kind="mergesort")  # stable: equal ids by position
+        first = np.empty(size, _I64)
+        count = np.empty(size, _I64)
+        nd = 0
+        u = 0
+        while u < size:
+            v = u + 1
+            while v < size and ids[order[v]] == ids[order[u]]:
+                v += 1
+            first[nd] = order[u]
+            count[nd] = v - u
+            nd += 1
+            u = v
+        h = 0.0
+        for w in np.argsort(first[:nd]):
+            q = count[w] / size
+            h = h + -q * math.log2(q)
+        return h
+
+    @_jit
+    def _top_blocks(cp, e1, e2, flat, pstart, ebstart, ebounds, local_of, n, pos_ptr, pos,
+                    max_len):
+        """Return (blocks per candidate, their (j, k) in the state, present entropies).
+
+        For the few candidates whose full objects are built.
+        """
         nc = cp.shape[0]
         loc = np.empty(max_len + 1, _I64)
         prv = np.zeros(n + 2, _I64)
@@ -433,11 +464,16 @@ if _ddot is not None:
         queue = np.empty((2 * n + 4, 4), _I64)
         per = np.zeros(nc, _I64)
         out = np.empty((nc * (n + 1), 2), _I64)
+        ent = np.zeros(nc, np.float64)
         k = 0
         for c in range(nc):
             p = cp[c]
             a = pstart[p]
             length = pstart[p + 1] - a
+            lo = a + ebounds[ebstart[p] + e1[c]]
+            hi = a + ebounds[ebstart[p] + e2[c]]
+            if hi > lo:
+                ent[c] = _entropy(flat[lo:hi])
             hits = 0
             for t in range(length):
                 x = local_of[flat[a + t]]
@@ -452,7 +488,7 @@ if _ddot is not None:
                 out[k, 0] = found[u, 1]
                 out[k, 1] = found[u, 2]
                 k += 1
-        return per, out[:k]
+        return per, out[:k], ent
 
     @_jit
     def _domain(cp, e1, e2, flat, pstart, ebstart, ebounds, n_symbols):
@@ -474,7 +510,10 @@ if _ddot is not None:
 
     @_jit
     def _gather_events(ps, starts, flat, pstart, ebstart, ebounds):
-        """Return (symbol ids, event sizes, events per pattern) of events[start:] of each pattern."""
+        """Return (symbol ids, event bounds, pattern bounds) of events[start:] of each pattern.
+
+        Event e holds ids[ebnd[e]:ebnd[e + 1]]; pattern u holds events pbnd[u]:pbnd[u + 1].
+        """
         total = 0
         nev = 0
         for u in range(ps.shape[0]):
@@ -483,8 +522,10 @@ if _ddot is not None:
             total += ebounds[ebstart[p + 1] - 1] - ebounds[b0 + starts[u]]
             nev += ebstart[p + 1] - b0 - 1 - starts[u]
         ids = np.empty(total, _I64)
-        sizes = np.empty(nev, _I64)
-        per = np.empty(ps.shape[0], _I64)
+        ebnd = np.empty(nev + 1, _I64)
+        pbnd = np.empty(ps.shape[0] + 1, _I64)
+        ebnd[0] = 0
+        pbnd[0] = 0
         k = 0
         e = 0
         for u in range(ps.shape[0]):
@@ -492,16 +533,31 @@ if _ddot is not None:
             a = pstart[p]
             b0 = ebstart[p]
             m = ebstart[p + 1] - b0 - 1
-            per[u] = m - starts[u]
             for ev in range(starts[u], m):
-                lo = ebounds[b0 + ev]
-                hi = ebounds[b0 + ev + 1]
-                sizes[e] = hi - lo
-                e += 1
-                for t in range(a + lo, a + hi):
+                for t in range(a + ebounds[b0 + ev], a + ebounds[b0 + ev + 1]):
                     ids[k] = flat[t]
                     k += 1
-        return ids, sizes, per
+                e += 1
+                ebnd[e] = k
+            pbnd[u + 1] = e
+        return ids, ebnd, pbnd
+
+    @_jit
+    def _first_members(ranked, group_of, ngroups):
+        """Return (groups, their first member) in the order groups first appear in ``ranked``."""
+        seen = np.zeros(ngroups, np.uint8)
+        groups = np.empty(ngroups, _I64)
+        members = np.empty(ngroups, _I64)
+        k = 0
+        for u in range(ranked.shape[0]):
+            c = ranked[u]
+            g = group_of[c]
+            if g >= 0 and seen[g] == 0:
+                seen[g] = 1
+                groups[k] = g
+                members[k] = c
+                k += 1
+        return groups, members
 
     @_jit
     def _sorted_event(flat, lo, hi, buf):
@@ -856,6 +912,8 @@ class PatternIndex:
         self._sym_id: dict[str, int] = {}
         self._sym_names: list[str] = []
         self._names_arr = np.empty(16, dtype=object)  # the same names, for C-speed gathers
+        self._srank = np.zeros(16, _I64)  # each symbol's rank in string order (see _string_order)
+        self._by_rank = np.empty(0, dtype=object)  # the ranked names, in that order
         self._pmf = np.zeros(16, _I64)
         self._has_pmf = np.zeros(16, np.bool_)
         self._n = 0
@@ -1079,6 +1137,36 @@ class PatternIndex:
         hi, mid, lo = (int(v) for v in self._digest[position])
         return (hi.to_bytes(8, "big") + mid.to_bytes(8, "big") + lo.to_bytes(4, "big")).hex()
 
+    def _names(self, positions: np.ndarray) -> list[str]:
+        """Return the bare SHA-1 names of many patterns, with one hex conversion for all."""
+        digest = self._digest[positions]
+        raw = np.empty((digest.shape[0], 20), np.uint8)
+        raw[:, :16] = digest[:, :2].astype(">u8").view(np.uint8)
+        raw[:, 16:] = digest[:, 2:].astype(">u4").view(np.uint8)
+        text = raw.tobytes().hex()
+        return [text[i: i + 40] for i in range(0, len(text), 40)]
+
+    def _string_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return (each symbol's rank in string order, the names in that order), kept current.
+
+        The itfdf vectors run over sorted names (engine.md §9). The vocabulary is ranked once,
+        then the symbols interned since are merged in (O(V) array work, only when it grew), so a
+        prediction orders its symbol domain by integer ranks instead of sorting strings.
+        """
+        n, done = len(self._sym_names), self._by_rank.shape[0]
+        if done < n:
+            fresh = self._sym_names[done:]
+            order = sorted(range(n - done), key=fresh.__getitem__)
+            at = np.searchsorted(self._by_rank, self._names_arr[done:n][order])
+            self._srank = _grow(self._srank, n)
+            old = self._srank[:done]
+            old += np.searchsorted(at, old, side="right")  # old names after each insertion
+            self._srank[done + np.array(order, _I64)] = at + np.arange(n - done, dtype=_I64)
+            by_rank = np.empty(n, dtype=object)
+            by_rank[self._srank[:n]] = self._names_arr[:n]
+            self._by_rank = by_rank
+        return self._srank, self._by_rank
+
     def events(self, position: int, start: int = 0) -> list[list[str]]:
         """Return the pattern's events[start:] as fresh lists of str."""
         names = self._sym_names
@@ -1092,13 +1180,20 @@ class PatternIndex:
 
     def events_many(self, positions, starts) -> list[list[list[str]]]:
         """Return events[start:] of many patterns at once, as fresh lists of str."""
-        ids, sizes, per = _gather_events(np.asarray(positions, _I64), np.asarray(starts, _I64),
+        events, bounds = self._event_lists(positions, starts)
+        return [events[a:b] for a, b in zip(bounds, bounds[1:])]
+
+    def _event_lists(self, positions, starts) -> tuple[list[list[str]], list[int]]:
+        """Return (every event of events[start:] of each pattern, pattern bounds in that list).
+
+        The events of pattern u are ``events[bounds[u]:bounds[u + 1]]``; callers slice them where
+        they build their own containers, sparing a pass of Python over the patterns.
+        """
+        ids, ebnd, pbnd = _gather_events(np.asarray(positions, _I64), np.asarray(starts, _I64),
                                          self._flat, self._pstart, self._ebstart, self._ebounds)
         symbols = self._names_arr[ids].tolist()
-        ends = np.cumsum(sizes)
-        events = [symbols[a:b] for a, b in zip((ends - sizes).tolist(), ends.tolist())]
-        group_ends = np.cumsum(per)
-        return [events[a:b] for a, b in zip((group_ends - per).tolist(), group_ends.tolist())]
+        ebnd = ebnd.tolist()
+        return [symbols[a:b] for a, b in zip(ebnd, ebnd[1:])], pbnd.tolist()
 
     def record(self, position: int) -> PatternRecord:
         """Return the pattern at ``position`` as a PatternRecord."""
@@ -1129,7 +1224,7 @@ class PatternIndex:
         """Return the bytes held by the numpy arrays (capacity included)."""
         arrays = (self._pmf, self._has_pmf, self._flat, self._pstart, self._ebounds, self._ebstart,
                   self._freq, self._seq, self._distinct, self._digest, self._indptr,
-                  self._positions, self._counts)
+                  self._positions, self._counts, self._srank)
         return int(sum(a.nbytes for a in arrays))
 
     def build_postings(self) -> None:
@@ -1282,6 +1377,37 @@ class PatternIndex:
                 self.phase_times[key] = value
         return now
 
+    def _universe_ranks(self, dom, state_names, local_node, in_dom):
+        """Return the ranks in string order among D ∪ s of D's symbols and of the state's.
+
+        The universe is D (node ids) then the state symbols outside D, in state order; the ranks
+        are 0 … |D ∪ s| − 1 for the itfdf vectors (engine.md §9: sorted symbol list). A node
+        symbol keys as 2·rank + 1 in the vocabulary's string order; a symbol the node never saw
+        keys as 2·(how many node symbols sort before it), ties among those broken by string.
+        """
+        srank, by_rank = self._string_order()
+        nd = dom.shape[0]
+        outside = np.flatnonzero(~in_dom)
+        node_out = local_node[outside]
+        key = np.empty(nd + outside.shape[0], _I64)
+        tie = np.zeros(key.shape[0], _I64)
+        key[:nd] = 2 * srank[dom] + 1
+        key[nd:] = 2 * srank[node_out] + 1
+        unseen = np.flatnonzero(node_out < 0)
+        if unseen.shape[0]:
+            names = [state_names[u] for u in outside[unseen].tolist()]
+            key[nd + unseen] = 2 * np.searchsorted(by_rank, np.array(names, dtype=object))
+            tie[nd + unseen[sorted(range(len(names)), key=names.__getitem__)]] = np.arange(
+                len(names), dtype=_I64)
+        order = np.lexsort((tie, key))
+        ranks = np.empty(key.shape[0], _I64)
+        ranks[order] = np.arange(key.shape[0], dtype=_I64)
+        local_rank = np.empty(local_node.shape[0], _I64)
+        local_rank[outside] = ranks[nd:]
+        inside = np.flatnonzero(in_dom)  # node symbols: their key is unique among the universe
+        local_rank[inside] = np.searchsorted(key[order], 2 * srank[local_node[inside]] + 1)
+        return ranks[:nd], local_rank
+
     def _predict(self, stm, s, stats: SymbolStats, cfg: PredictConfig):
         started = perf_counter()
         n = len(s)
@@ -1307,18 +1433,9 @@ class PatternIndex:
             return [], []
         n_symbols = max(1, len(self._sym_names))
         dom = _domain(cp, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds, n_symbols)
-        # String order of D ∪ s, for the itfdf vectors (engine.md §9: sorted symbol list).
-        names = self._sym_names
         state_names = list(local)
-        universe = [names[x] for x in dom.tolist()]
-        in_dom = set(universe)
-        universe.extend(x for x in state_names if x not in in_dom)
-        order = sorted(range(len(universe)), key=universe.__getitem__)
-        ranks = np.empty(len(universe), _I64)
-        ranks[order] = np.arange(len(universe), dtype=_I64)
-        rank_of = dict(zip(universe, ranks.tolist()))
-        dom_rank = ranks[: dom.shape[0]].copy()
-        local_rank = np.array([rank_of[x] for x in state_names], _I64)
+        in_dom = np.isin(local_node, dom)
+        dom_rank, local_rank = self._universe_ranks(dom, state_names, local_node, in_dom)
         (ev, conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw,
          gcount, agg, grep, total_f, evidence_sum, pi) = _ensemble(
             cp, sim, m_arr, r_arr, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds,
@@ -1328,8 +1445,8 @@ class PatternIndex:
 
         # State-level entropies, as predictor computes them (few terms: plain Python).
         state_counts = mx.first_appearance_counts(s)
-        pi_state = {x: float(pi[i]) if (i := self._sym_id.get(x)) is not None and x in in_dom else 0
-                    for x in state_counts}
+        pi_state = {x: float(pi[i]) if d else 0
+                    for x, i, d in zip(state_names, local_node.tolist(), in_dom.tolist())}
         normalized_entropy = mx.normalized_entropy(state_counts, n, stats.n_symbols)
         global_normalized_entropy = mx.global_normalized_entropy(state_counts, pi_state,
                                                                  stats.n_symbols)
@@ -1346,9 +1463,15 @@ class PatternIndex:
         }.get(key)
         if values is None:  # the two state-level entropies: one value for every candidate
             values = np.zeros(cp.shape[0])
-        digest = self._digest[cp]
         # Descending by value, ties by name ascending (decision 5): name = digest byte order.
-        ranked = np.lexsort((digest[:, 2], digest[:, 1], digest[:, 0], -values))
+        # lexsort's result in two sorts rather than four: the digests' first words alone order
+        # the names unless two of them are equal.
+        digest = self._digest[cp]
+        by_name = np.argsort(digest[:, 0])
+        head = digest[by_name, 0]
+        if np.any(head[1:] == head[:-1]):
+            by_name = np.lexsort((digest[:, 2], digest[:, 1], digest[:, 0]))
+        ranked = by_name[np.argsort(-values[by_name], kind="stable")]
 
         with _collector_paused():
             return self._build(stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev,
@@ -1364,36 +1487,41 @@ class PatternIndex:
         predictions = []
         if top.shape[0]:
             tp = cp[top]
-            per, jk = _top_blocks(tp, self._flat, self._pstart, local_of, n, pos_ptr, pos,
-                                  self._max_len)
+            per, jk, entropy = _top_blocks(tp, e1[top], e2[top], self._flat, self._pstart,
+                                           self._ebstart, self._ebounds, local_of, n, pos_ptr,
+                                           pos, self._max_len)
             all_events = self.events_many(tp, np.zeros(tp.shape[0], _I64))
             jk = jk.tolist()
             block = 0
-            rows = zip(top.tolist(), tp.tolist(), per.tolist(), all_events, e1[top].tolist(),
+            copy = list.copy
+            emotives = self._emotives
+            normalized_entropy = float(normalized_entropy)
+            global_normalized_entropy = float(global_normalized_entropy)
+            rows = zip(self._names(tp), tp.tolist(), per.tolist(), all_events, e1[top].tolist(),
                        e2[top].tolist(), pot[top].tolist(), ev[top].tolist(), sim[top].tolist(),
                        (r_arr[top] - 1).astype(np.float64).tolist(), snr[top].tolist(),
                        confl[top].tolist(), info[top].tolist(), conf[top].tolist(),
                        itfdf[top].tolist(), tfidf[top].tolist(), prob[top].tolist(),
                        strength[top].tolist(), post[top].tolist(), prior[top].tolist(),
-                       freq[top].tolist())
-            for (c, p, r, events, a, b, v_pot, v_ev, v_sim, v_frag, v_snr, v_confl, v_info,
-                 v_conf, v_itfdf, v_tfidf, v_prob, v_strength, v_post, v_prior, v_freq) in rows:
+                       freq[top].tolist(), entropy.tolist())
+            for (name, p, r, events, a, b, v_pot, v_ev, v_sim, v_frag, v_snr, v_confl, v_info,
+                 v_conf, v_itfdf, v_tfidf, v_prob, v_strength, v_post, v_prior, v_freq,
+                 v_entropy) in rows:
                 matches = []
                 for j, k in jk[block: block + r]:
                     matches.extend(s[j: j + k])
                 block += r
                 present = events[a:b]
-                rho = [x for e in present for x in e]
                 matched = set(matches)
-                in_present = set(rho)
+                in_present = {x for e in present for x in e}
                 predictions.append({
                     "type": "prototypical",
-                    "name": self.name(p),
+                    "name": name,
                     "frequency": v_freq,
-                    "emotives": mx.average_emotives(self._emotives.get(p, ())),
+                    "emotives": mx.average_emotives(emotives[p]) if p in emotives else {},
                     "matches": matches,
-                    "past": [e[:] for e in events[:a]],
-                    "present": [e[:] for e in present],
+                    "past": list(map(copy, events[:a])),
+                    "present": list(map(copy, present)),
                     "missing": [[x for x in e if x not in matched] for e in present],
                     "extras": [[x for x in e if x not in in_present] for e in stm],
                     "potential": v_pot,
@@ -1404,11 +1532,11 @@ class PatternIndex:
                     "confluence": v_confl,
                     "predictive_information": v_info,
                     "sequence": events,
-                    "future": [e[:] for e in events[b:]],
+                    "future": list(map(copy, events[b:])),
                     "confidence": v_conf,
-                    "entropy": float(mx.entropy(mx.first_appearance_counts(rho), len(rho))),
-                    "normalized_entropy": float(normalized_entropy),
-                    "global_normalized_entropy": float(global_normalized_entropy),
+                    "entropy": v_entropy,
+                    "normalized_entropy": normalized_entropy,
+                    "global_normalized_entropy": global_normalized_entropy,
                     "itfdf_similarity": v_itfdf,
                     "tfidf_score": v_tfidf,
                     "pattern_probability": v_prob,
@@ -1420,22 +1548,19 @@ class PatternIndex:
 
         started = self._phase("ranking_and_top", started)
         # One entry per distinct future; a group's future and its place among equal aggregate
-        # potentials come from its first member in the full ranked list.
+        # potentials come from its first member in the full ranked list: groups in order of first
+        # appearance there, then stably by descending aggregate potential.
         ngroups = gw.shape[0]
         if ngroups == 0:
             return predictions, []
-        position = np.empty(cp.shape[0], _I64)
-        position[ranked] = np.arange(cp.shape[0], dtype=_I64)
-        member = group_of >= 0
-        first = np.full(ngroups, cp.shape[0], _I64)
-        np.minimum.at(first, group_of[member], position[member])
-        group_order = np.lexsort((first, -agg))
-        rep = ranked[first]
-        futures = self.events_many(cp[rep[group_order]], e2[rep[group_order]])
+        groups, members = _first_members(ranked, group_of, ngroups)
+        by_agg = np.argsort(-agg[groups], kind="stable")
+        group_order, reps = groups[by_agg], members[by_agg]
+        events, bounds = self._event_lists(cp[reps], e2[reps])
         future_potentials = [
-            {"future": future, "aggregate_potential": a, "supporting_patterns": k,
+            {"future": events[lo:hi], "aggregate_potential": a, "supporting_patterns": k,
              "total_weighted_frequency": w}
-            for future, a, k, w in zip(futures, agg[group_order].tolist(),
+            for lo, hi, a, k, w in zip(bounds, bounds[1:], agg[group_order].tolist(),
                                        gcount[group_order].tolist(), gw[group_order].tolist())
         ]
         self._phase("future_potentials", started, groups=ngroups)

@@ -2,6 +2,7 @@
 
 import random
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -123,6 +124,37 @@ def test_incremental_updates_equal_a_fresh_build():
             assert predict(stm, fresh, stats, cfg) == want
     assert [r.name for r in index.records()] == [r.name for r in live]
     assert [r.frequency for r in index.values()] == [r.frequency for r in live]
+
+
+def test_symbol_order_follows_a_growing_vocabulary():
+    """Keep the itfdf string order right as new symbols (and never-seen state symbols) come."""
+    rng = random.Random(4)
+    index, live = PatternIndex(), []
+    for step in range(40):
+        # New symbols sort before, between and after the known ones (the ranks are merged).
+        fresh = [f"{rng.choice('0Amz~')}{rng.random():.3f}" for _ in range(rng.randint(0, 4))]
+        pool = sorted({x for r in live for x in r.flat}) + fresh
+        events = [sorted(set(rng.choices(pool or ["a"], k=rng.randint(1, 3))))
+                  for _ in range(rng.randint(2, 5))]
+        if pattern_hash(events) not in {r.name for r in live}:
+            live.append(PatternRecord(pattern_hash(events), events, 1, []))
+            index.add_record(live[-1], created_seq=step)
+        stats = _stats(live)
+        index.set_pmfs(stats.pmf.items())
+        base = rng.choice(live).flat
+        stm = [[x] for x in base[:4]] + [["A-unseen", "zz-unseen"], ["m-unseen"], ["A-unseen2"]]
+        cfg = PredictConfig(recall_threshold=rng.choice([0.0, 0.2]), rank_sort_algo="itfdf_similarity")
+        assert predict(stm, index, stats, cfg) == predict(stm, live, stats, cfg)
+        # The ranks themselves: D then the state symbols outside it, in string order.
+        state = list(dict.fromkeys(x for e in stm for x in e))
+        node = np.array([index._sym_id.get(x, -1) for x in state], np.int64)
+        dom = np.array(rng.sample(range(index.n_symbols), rng.randint(0, index.n_symbols)), np.int64)
+        in_dom = np.isin(node, dom)
+        universe = [index._sym_names[x] for x in dom] + [x for x, d in zip(state, in_dom) if not d]
+        rank = {x: r for r, x in enumerate(sorted(universe))}
+        dom_rank, state_rank = index._universe_ranks(dom, state, node, in_dom)
+        assert dom_rank.tolist() == [rank[index._sym_names[x]] for x in dom]
+        assert state_rank.tolist() == [rank[x] for x in state]
 
 
 def test_index_rejects_out_of_order_and_bad_names():
