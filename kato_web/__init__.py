@@ -46,7 +46,9 @@ def register_extensions(app: Flask, config: Config) -> None:
     db = Database(config.database_url, config.db_pool_size, config.db_max_overflow, config.db_pre_ping,
                   config.db_ping_idle_seconds)
     app.extensions["kato"] = Context(config=config, db=db, cache=cache)
-    if config.warm_up:
+    from kato_web.engine import index as engine_index
+    engine_index.use_compiled(config.fast_predict)
+    if config.warm_up and engine_index.FAST:
         from kato_web.services import knowledge
         knowledge.start_warm_up()
 

@@ -50,7 +50,7 @@ import numpy as np
 from . import metrics as mx
 from .predictor import PatternRecord, PredictConfig, RANK_KEYS, SymbolStats
 
-__all__ = ["FAST", "PatternIndex", "warm_up"]
+__all__ = ["FAST", "PatternIndex", "use_compiled", "warm_up"]
 
 _I32 = np.int32
 _I64 = np.int64
@@ -73,9 +73,21 @@ try:  # pragma: no branch
         _ddot = _nt.ExternalFunction(
             "scipy_cblas_ddot64_",
             _nt.float64(_nt.int64, _nt.voidptr, _nt.int64, _nt.voidptr, _nt.int64))
-        FAST = os.environ.get("KATO_FAST_PREDICT", "1").lower() not in ("0", "false", "no", "off")
+        FAST = True
 except ImportError:  # pragma: no cover - numba is pinned in requirements.txt
     FAST = False
+COMPILED = FAST  # whether the compiled path can run here at all
+
+
+def use_compiled(enabled: bool) -> bool:
+    """Switch the compiled path on or off (KATO_FAST_PREDICT via the app's config); return FAST.
+
+    Off, every prediction scores all patterns directly (same answers, far slower): a way to
+    check the compiled path against the reference on live data.
+    """
+    global FAST
+    FAST = COMPILED and bool(enabled)
+    return FAST
 
 if _ddot is not None:
     _jit = njit(cache=True, nogil=True)
