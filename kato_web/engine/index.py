@@ -37,6 +37,7 @@ digest); see docs/benchmarks-scale.md for measured figures.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import glob
 import math
@@ -1420,11 +1421,24 @@ class PatternIndex:
         local_rank[inside] = np.searchsorted(key[order], 2 * srank[local_node[inside]] + 1)
         return ranks[:nd], local_rank
 
-    def _predict(self, stm, s, stats: SymbolStats, cfg: PredictConfig):
+    def count_matches(self, stm: Sequence[Sequence[str]], stats: SymbolStats, cfg: PredictConfig) -> int:
+        """Return how many patterns ``predict`` would score (those passing θ and the filters),
+        without building any answer: the admin threshold preview asks this at every θ."""
+        s = [x for e in stm for x in e]
+        if len(s) < 2 or self._n == 0:
+            return 0
+        if not FAST or not cfg.use_token_matching:
+            uncapped = dataclasses.replace(cfg, max_predictions=self._n)
+            return len(self.predict(stm, stats, uncapped)[0])
+        return int(self._matches(s, cfg)[-1][0].shape[0])
+
+    def _matches(self, s, cfg: PredictConfig):
+        """Encode the state and find the patterns passing θ and the filters, with their scores."""
         started = perf_counter()
         n = len(s)
         theta = float(cfg.recall_threshold)
-        local, s_loc, k, words, pm, counts, pos_ptr, pos, local_node, local_of = self._state(s)
+        state = self._state(s)
+        local, s_loc, k, words, pm, counts, pos_ptr, pos, local_node, local_of = state
         len_lo, len_hi = 0, np.iinfo(_I64).max
         jac_on, jac_min, jac_thr = False, 0, 0.0
         for stage in cfg.filter_pipeline:
@@ -1436,11 +1450,18 @@ class PatternIndex:
                 jac_on, jac_min, jac_thr = True, int(cfg.jaccard_min_overlap), float(cfg.jaccard_threshold)
         cand = self._candidates(theta, n, local_node, counts, len_lo, len_hi)
         started = self._phase("candidates", started, scored=cand.shape[0])
-        cp, sim, m_arr, r_arr, e1, e2 = _match(
+        matched = _match(
             cand, self._flat, self._pstart, self._ebstart, self._ebounds, self._distinct, local_of,
             s_loc, n, k, pm, words, pos_ptr, pos, theta, len_lo, len_hi, jac_on, jac_min, jac_thr,
             self._max_len)
-        started = self._phase("matching", started, passed=cp.shape[0])
+        started = self._phase("matching", started, passed=matched[0].shape[0])
+        return started, state, matched
+
+    def _predict(self, stm, s, stats: SymbolStats, cfg: PredictConfig):
+        n = len(s)
+        started, state, matched = self._matches(s, cfg)
+        local, s_loc, k, words, pm, counts, pos_ptr, pos, local_node, local_of = state
+        cp, sim, m_arr, r_arr, e1, e2 = matched
         if cp.shape[0] == 0:
             return [], []
         n_symbols = max(1, len(self._sym_names))

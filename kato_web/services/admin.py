@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from kato_web.engine.pattern import PATTERN_PREFIX, strip_prefix
-from kato_web.engine.predictor import PredictConfig, SymbolStats, predict
+from kato_web.engine.predictor import PredictConfig, predict
 from kato_web.engine.stm import SessionState
 from kato_web.services import predict as predict_svc
 from kato_web.services import session_config
@@ -285,29 +285,30 @@ def threshold_preview(ctx: Context, kb_id: str | None = None, stm_text: str | No
                   else max_predictions, "max_predictions")
 
     knowledge = node_knowledge(ctx, kb_id)
-    with knowledge.lock:
-        # A snapshot, so the 12 predictions below do not hold up this node's live requests.
-        patterns = list(knowledge.patterns.values())
-        stats = SymbolStats(pmf=dict(knowledge.pmf), n_symbols=knowledge.n_symbols,
-                            total_unique_patterns=knowledge.total_unique_patterns,
-                            total_pattern_frequencies=knowledge.total_pattern_frequencies)
     settings = predict_svc.prediction_settings(defaults)
     rows = []
+    # The worker's own index of the node (engine/index.py), as live predictions use it: at each
+    # θ the count of patterns that pass (no answer built), then the answer itself, capped as
+    # a client would get it, timed. Each step holds the node's lock only for itself.
     for value in THRESHOLDS:
-        # Uncapped, so the count shows every candidate the threshold lets through.
-        config = PredictConfig.from_mapping({**settings, "recall_threshold": value,
-                                             "max_predictions": max(1, len(patterns))})
-        started = time.perf_counter()
-        predictions, _ = predict(stm, patterns, stats, config)
-        elapsed = (time.perf_counter() - started) * 1000.0
-        rows.append({"threshold": value, "candidates": len(predictions),
-                     "returned": min(len(predictions), cap), "ms": elapsed,
+        config = PredictConfig.from_mapping({**settings, "recall_threshold": value, "max_predictions": cap})
+        with knowledge.lock:
+            index, stats = knowledge.index, knowledge.stats()
+            candidates = index.count_matches(stm, stats, config)
+            started = time.perf_counter()
+            predictions, _ = predict(stm, index, stats, config)
+            elapsed = (time.perf_counter() - started) * 1000.0
+        rows.append({"threshold": value, "candidates": candidates,
+                     "returned": len(predictions), "ms": elapsed,
                      "selected": math.isclose(value, selected),
                      "top": _prediction_row(predictions[0]) if predictions else None})
     config = PredictConfig.from_mapping({**settings, "recall_threshold": selected, "max_predictions": cap})
-    top, _ = predict(stm, patterns, stats, config)
+    with knowledge.lock:
+        index, stats = knowledge.index, knowledge.stats()
+        top, _ = predict(stm, index, stats, config)
+        patterns = len(index)
     return {"kb_id": kb_id, "session_id": session_row["session_id"] if session_row else None,
-            "stm": stm, "symbols": sum(len(e) for e in stm), "patterns": len(patterns),
+            "stm": stm, "symbols": sum(len(e) for e in stm), "patterns": patterns,
             "threshold": selected, "max_predictions": cap, "rows": rows,
             "top": [_prediction_row(p) for p in top[:PREVIEW_TOP_ROWS]], "top_total": len(top),
             "chart": preview_chart(rows), "settings": settings}

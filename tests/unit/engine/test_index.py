@@ -46,6 +46,17 @@ def test_index_equals_reference(learns, stm, cfg, path):
     assert index.predict(stm, stats, cfg) == got  # predicting changes nothing
 
 
+@given(st.lists(learn, min_size=1, max_size=12), stm_strategy, configs(),
+       st.sampled_from(["index", "scan", "auto"]))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_count_matches_counts_what_an_uncapped_prediction_returns(learns, stm, cfg, path):
+    """The admin preview's count at each θ: every pattern the reference would score."""
+    records, stats = build_kb(learns)
+    index = _index(records, stats, path)
+    uncapped = PredictConfig(**{**cfg.__dict__, "max_predictions": len(records) + 1})
+    assert index.count_matches(stm, stats, cfg) == len(reference_predict(stm, records, stats, uncapped)[0])
+
+
 def _synthetic(n, vocabulary, seed, zipf=1.1):
     rng = random.Random(seed)
     weights = [1.0 / (r ** zipf) for r in range(1, vocabulary + 1)]
