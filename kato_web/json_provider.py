@@ -28,6 +28,16 @@ _OPTIONS = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
             | orjson.OPT_PASSTHROUGH_SUBCLASS) if orjson else 0
 
 
+def writes_raw_json(app) -> bool:
+    """Whether `app`'s provider can embed ready JSON text given as `raw_json(text)`."""
+    return orjson is not None and isinstance(app.json, FastJSONProvider)
+
+
+def raw_json(data: bytes) -> Any:
+    """Wrap JSON text so the orjson provider writes it verbatim, without parsing it."""
+    return orjson.Fragment(data)
+
+
 class _Fallback(Exception):
     """Raised from ``default`` to hand the whole object to the standard encoder."""
 

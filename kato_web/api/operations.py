@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
+from kato_web import gcpause, json_provider
 from kato_web.api.context import add_session_route, ctx, mark_session
 from kato_web.api.schemas import ObservationRequest, ObservationSequenceRequest, parse, read_json
 from kato_web.engine.observation import Observation
@@ -55,11 +56,23 @@ add_session_route(bp, "/sessions/<session_id>/stm", "GET", ops.get_stm)
 add_session_route(bp, "/sessions/<session_id>/learn", "POST", ops.learn)
 add_session_route(bp, "/sessions/<session_id>/clear-stm", "POST", ops.clear_stm)
 add_session_route(bp, "/sessions/<session_id>/clear-all", "POST", ops.clear_all)
-add_session_route(bp, "/sessions/<session_id>/predictions", "GET", predict_svc.session_predictions,
-                  large_answer=True)
 add_session_route(bp, "/sessions/<session_id>/percept-data", "GET", ops.percept_data)
 add_session_route(bp, "/sessions/<session_id>/cognition-data", "GET", ops.cognition_data,
                   large_answer=True)
+
+
+@bp.get("/sessions/<session_id>/predictions", endpoint="session_predictions")
+def predictions(session_id):
+    # future_potentials can be thousands of entries: with the orjson provider the engine
+    # writes their JSON text directly and it is embedded as is (same bytes as serialising
+    # the list). The collector stays paused while the answer's objects live (gcpause.py).
+    raw = json_provider.writes_raw_json(current_app)
+    with gcpause.paused():
+        result = predict_svc.session_predictions(ctx(), session_id, futures_json=raw)
+        if raw:
+            result["future_potentials"] = json_provider.raw_json(result["future_potentials"])
+        mark_session(session_id)
+        return jsonify(result)
 
 
 def _request_node() -> str:

@@ -22,17 +22,19 @@ over the same patterns in the same order, bit for bit, at a fraction of the cost
    that kernel is reproduced by construction), libm's log10/log2/pow like CPython's ``math``.
 4. Ranking by (−key, name): a stable sort by −key of the candidates in name order (the names'
    SHA-1 digests; hex order equals byte order), and the full 29-key objects only for the top
-   ``max_predictions``.
+   ``max_predictions``. With ``futures_json`` the future_potentials come as the bytes
+   ``orjson.dumps`` gives for that list, written by a compiled kernel (no per-entry objects).
 
-The index is pure (numpy and numba, no Flask, no SQL) and supports the incremental updates a
-worker's cache needs: append new patterns (learn order = ``created_seq`` order), update the
-frequency and emotives of an existing one, set a symbol's pmf. When numba or numpy's bundled
+The index is pure (numpy, numba and orjson; no Flask, no SQL) and supports the incremental
+updates a worker's cache needs: append new patterns (learn order = ``created_seq`` order), update
+the frequency and emotives of an existing one, set a symbol's pmf. When numba or numpy's bundled
 OpenBLAS is missing, ``FAST`` is False and ``predict`` falls back to the direct scan over
 ``PatternRecord`` objects (same results, slower).
 
 Memory: per pattern about 4 bytes per symbol (flat ids) + 6 bytes per distinct symbol (postings)
 + 4 bytes per event boundary + 48 bytes of fixed columns (offsets, frequency, created_seq,
-digest); see docs/benchmarks-scale.md for measured figures.
+digest), and per distinct symbol its JSON text + 8 bytes once futures were written as JSON; see
+docs/benchmarks-scale.md for measured figures.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from time import perf_counter
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+import orjson
 
 from . import metrics as mx
 from .predictor import PatternRecord, PredictConfig, RANK_KEYS, SymbolStats
@@ -555,6 +558,124 @@ if _ddot is not None:
             pbnd[u + 1] = e
         return ids, ebnd, pbnd
 
+    def _text(raw: bytes) -> np.ndarray:
+        return np.array(list(raw), np.uint8)
+
+    # The constant parts of a future_potentials entry, as orjson writes them (compact).
+    _J_FUTURE = _text(b'{"future":')
+    _J_AGG = _text(b',"aggregate_potential":')
+    _J_SUP = _text(b',"supporting_patterns":')
+    _J_TWF = _text(b',"total_weighted_frequency":')
+
+    @_jit
+    def _put(out, k, src, lo, hi):
+        """Copy src[lo:hi] into out at k; return the position after it."""
+        for t in range(lo, hi):
+            out[k] = src[t]
+            k += 1
+        return k
+
+    @_jit
+    def _int_size(v):
+        """Return the number of decimal digits of v >= 0."""
+        size = 1
+        while v >= 10:
+            v //= 10
+            size += 1
+        return size
+
+    @_jit
+    def _next_number(text, k, out, at):
+        """Copy the number of an orjson array ``text`` that starts at k (after '[' or ','); return
+        (the position of the ',' or ']' that ends it, the position after it in ``out``)."""
+        while text[k] != 44 and text[k] != 93:  # ',' and ']'
+            out[at] = text[k]
+            at += 1
+            k += 1
+        return k, at
+
+    @_jit
+    def _futures_json(ps, starts, flat, pstart, ebstart, ebounds, sym_json, sym_off, counts,
+                      agg_text, w_text):
+        """Write ``orjson.dumps`` of the future_potentials list, byte for byte, as uint8.
+
+        Entry u is the future events[starts[u]:] of pattern ps[u] (each symbol's JSON string
+        taken from ``sym_json[sym_off[x]:sym_off[x + 1]]``), its count as an int, and the u-th
+        numbers of ``agg_text`` and ``w_text``, two float64 arrays as orjson writes them, so
+        every float has exactly orjson's text. Counts are positive. One pass sizes the output,
+        the second fills it.
+        """
+        ng = ps.shape[0]
+        # The list's brackets and commas (as many as in either float text), the keys and
+        # braces, the floats' text.
+        sep = ng + 1 if ng else 2
+        size = sep + ng * (_J_FUTURE.shape[0] + _J_AGG.shape[0] + _J_SUP.shape[0]
+                           + _J_TWF.shape[0] + 1)
+        size += agg_text.shape[0] - sep + w_text.shape[0] - sep
+        for u in range(ng):
+            p = ps[u]
+            a = pstart[p]
+            b0 = ebstart[p]
+            m = ebstart[p + 1] - b0 - 1
+            size += 1 + max(m - starts[u], 1) + _int_size(counts[u])  # [ , ... ] then the count
+            for ev in range(starts[u], m):
+                lo = a + ebounds[b0 + ev]
+                hi = a + ebounds[b0 + ev + 1]
+                size += 1 + max(hi - lo, 1)
+                for t in range(lo, hi):
+                    x = flat[t]
+                    size += sym_off[x + 1] - sym_off[x]
+        out = np.empty(size, np.uint8)
+        k = 0
+        ka = 0  # the '[' or ',' before the next number of agg_text, and of w_text
+        kw = 0
+        out[k] = 91  # '['
+        k += 1
+        for u in range(ng):
+            if u:
+                out[k] = 44
+                k += 1
+            k = _put(out, k, _J_FUTURE, 0, _J_FUTURE.shape[0])
+            out[k] = 91
+            k += 1
+            p = ps[u]
+            a = pstart[p]
+            b0 = ebstart[p]
+            m = ebstart[p + 1] - b0 - 1
+            for ev in range(starts[u], m):
+                if ev > starts[u]:
+                    out[k] = 44
+                    k += 1
+                out[k] = 91
+                k += 1
+                lo = a + ebounds[b0 + ev]
+                hi = a + ebounds[b0 + ev + 1]
+                for t in range(lo, hi):
+                    if t > lo:
+                        out[k] = 44
+                        k += 1
+                    x = flat[t]
+                    k = _put(out, k, sym_json, sym_off[x], sym_off[x + 1])
+                out[k] = 93  # ']'
+                k += 1
+            out[k] = 93
+            k += 1
+            k = _put(out, k, _J_AGG, 0, _J_AGG.shape[0])
+            ka, k = _next_number(agg_text, ka + 1, out, k)
+            k = _put(out, k, _J_SUP, 0, _J_SUP.shape[0])
+            v = counts[u]
+            digits = _int_size(v)
+            for t in range(digits - 1, -1, -1):
+                out[k + t] = 48 + v % 10
+                v //= 10
+            k += digits
+            k = _put(out, k, _J_TWF, 0, _J_TWF.shape[0])
+            kw, k = _next_number(w_text, kw + 1, out, k)
+            out[k] = 125  # '}'
+            k += 1
+        out[k] = 93
+        return out
+
     @_jit
     def _first_members(ranked, group_of, ngroups):
         """Return (groups, their first member) in the order groups first appear in ``ranked``."""
@@ -927,6 +1048,10 @@ class PatternIndex:
         self._names_arr = np.empty(16, dtype=object)  # the same names, for C-speed gathers
         self._srank = np.zeros(16, _I64)  # each symbol's rank in string order (see _string_order)
         self._by_rank = np.empty(0, dtype=object)  # the ranked names, in that order
+        # Each symbol's JSON string, concatenated, with offsets (see _symbol_json).
+        self._sym_json = np.zeros(64, np.uint8)
+        self._sym_joff = np.zeros(17, _I64)
+        self._sym_json_n = 0
         self._pmf = np.zeros(16, _I64)
         self._has_pmf = np.zeros(16, np.bool_)
         self._n = 0
@@ -1180,6 +1305,25 @@ class PatternIndex:
             self._by_rank = by_rank
         return self._srank, self._by_rank
 
+    def _symbol_json(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return (every symbol's ``orjson.dumps`` text concatenated, offsets by id), kept current.
+
+        Futures written as JSON copy these bytes instead of encoding each symbol again; symbols
+        interned since the last call are encoded and appended (only when the vocabulary grew).
+        """
+        n, done = len(self._sym_names), self._sym_json_n
+        if done < n:
+            texts = [orjson.dumps(x) for x in self._sym_names[done:n]]
+            joined = b"".join(texts)
+            used = int(self._sym_joff[done])
+            self._sym_json = _grow(self._sym_json, used + len(joined))
+            self._sym_json[used: used + len(joined)] = np.frombuffer(joined, np.uint8)
+            self._sym_joff = _grow(self._sym_joff, n + 1)
+            self._sym_joff[done + 1: n + 1] = used + np.cumsum(
+                np.fromiter(map(len, texts), _I64, count=n - done))
+            self._sym_json_n = n
+        return self._sym_json, self._sym_joff
+
     def events(self, position: int, start: int = 0) -> list[list[str]]:
         """Return the pattern's events[start:] as fresh lists of str."""
         names = self._sym_names
@@ -1237,7 +1381,7 @@ class PatternIndex:
         """Return the bytes held by the numpy arrays (capacity included)."""
         arrays = (self._pmf, self._has_pmf, self._flat, self._pstart, self._ebounds, self._ebstart,
                   self._freq, self._seq, self._distinct, self._digest, self._indptr,
-                  self._positions, self._counts, self._srank)
+                  self._positions, self._counts, self._srank, self._sym_json, self._sym_joff)
         return int(sum(a.nbytes for a in arrays))
 
     def build_postings(self) -> None:
@@ -1288,11 +1432,14 @@ class PatternIndex:
 
     # ------------------------------------------------------------------ prediction
 
-    def predict(self, stm: Sequence[Sequence[str]], stats: SymbolStats,
-                cfg: PredictConfig) -> tuple[list[dict], list[dict]]:
+    def predict(self, stm: Sequence[Sequence[str]], stats: SymbolStats, cfg: PredictConfig,
+                futures_json: bool = False) -> tuple[list[dict], list[dict] | bytes]:
         """Return (predictions, future_potentials), identical to ``predictor.predict``.
 
-        The counters N_sym, TUP and TPF come from ``stats``; pmf comes from the index.
+        The counters N_sym, TUP and TPF come from ``stats``; pmf comes from the index. With
+        ``futures_json``, future_potentials are ``orjson.dumps`` of that list, byte for byte,
+        written by a compiled kernel: at a low θ the list holds thousands of entries whose
+        Python objects cost more to build, serialise and free than the prediction itself.
         """
         from .predictor import predict as direct
 
@@ -1302,13 +1449,13 @@ class PatternIndex:
             # Character similarity has no compiled path: score every pattern directly.
             return direct(stm, list(self.records()), SymbolStats(
                 self.pmf(), stats.n_symbols, stats.total_unique_patterns,
-                stats.total_pattern_frequencies), cfg)
+                stats.total_pattern_frequencies), cfg, futures_json=futures_json)
         stm = [list(e) for e in stm]
         s = [x for e in stm for x in e]
         n = len(s)
         if n < 2 or self._n == 0:
-            return [], []
-        return self._predict(stm, s, stats, cfg)
+            return [], (b"[]" if futures_json else [])
+        return self._predict(stm, s, stats, cfg, futures_json)
 
     def _state(self, s: list[str]):
         """Encode the state: local ids, masks, positions, and the node ids of its symbols."""
@@ -1457,13 +1604,13 @@ class PatternIndex:
         started = self._phase("matching", started, passed=matched[0].shape[0])
         return started, state, matched
 
-    def _predict(self, stm, s, stats: SymbolStats, cfg: PredictConfig):
+    def _predict(self, stm, s, stats: SymbolStats, cfg: PredictConfig, futures_json: bool):
         n = len(s)
         started, state, matched = self._matches(s, cfg)
         local, s_loc, k, words, pm, counts, pos_ptr, pos, local_node, local_of = state
         cp, sim, m_arr, r_arr, e1, e2 = matched
         if cp.shape[0] == 0:
-            return [], []
+            return [], (b"[]" if futures_json else [])
         n_symbols = max(1, len(self._sym_names))
         dom = _domain(cp, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds, n_symbols)
         state_names = list(local)
@@ -1510,12 +1657,14 @@ class PatternIndex:
             return self._build(stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev,
                                conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior,
                                post, group_of, gw, gcount, agg, freq, local_of, pos_ptr, pos,
-                               normalized_entropy, global_normalized_entropy)
+                               normalized_entropy, global_normalized_entropy, futures_json)
 
     def _build(self, stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev, conf, snr,
                itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw, gcount,
-               agg, freq, local_of, pos_ptr, pos, normalized_entropy, global_normalized_entropy):
-        """Build the top predictions' 29-key objects and the future_potentials list."""
+               agg, freq, local_of, pos_ptr, pos, normalized_entropy, global_normalized_entropy,
+               futures_json):
+        """Build the top predictions' 29-key objects and the future_potentials list (or its
+        JSON bytes)."""
         top = ranked[: max(0, int(cfg.max_predictions))]
         predictions = []
         if top.shape[0]:
@@ -1585,10 +1734,20 @@ class PatternIndex:
         # appearance there, then stably by descending aggregate potential.
         ngroups = gw.shape[0]
         if ngroups == 0:
-            return predictions, []
+            return predictions, (b"[]" if futures_json else [])
         groups, members = _first_members(ranked, group_of, ngroups)
         by_agg = np.argsort(-agg[groups], kind="stable")
         group_order, reps = groups[by_agg], members[by_agg]
+        if futures_json:
+            sym_json, sym_off = self._symbol_json()
+            numbers = orjson.OPT_SERIALIZE_NUMPY  # float64s in the very text of Python floats
+            future_potentials = _futures_json(
+                cp[reps], e2[reps], self._flat, self._pstart, self._ebstart, self._ebounds,
+                sym_json, sym_off, gcount[group_order],
+                np.frombuffer(orjson.dumps(agg[group_order], option=numbers), np.uint8),
+                np.frombuffer(orjson.dumps(gw[group_order], option=numbers), np.uint8)).tobytes()
+            self._phase("future_potentials", started, groups=ngroups)
+            return predictions, future_potentials
         events, bounds = self._event_lists(cp[reps], e2[reps])
         future_potentials = [
             {"future": events[lo:hi], "aggregate_potential": a, "supporting_patterns": k,
@@ -1628,6 +1787,8 @@ def warm_up() -> bool:
             index.predict([["a"], ["c"], ["b"]], stats, PredictConfig(recall_threshold=theta))
     index.predict([["a"], ["c"]], stats, PredictConfig(recall_threshold=0.1,
                                                          filter_pipeline=("length", "jaccard")))
+    index.predict([["a"], ["c"], ["b"]], stats, PredictConfig(recall_threshold=0.0),
+                  futures_json=True)
     long_state = [[f"s{i}"] for i in range(70)] + [["a"]]
     index.predict(long_state, stats, PredictConfig(recall_threshold=0.0))
     one = np.ones(1, _I64)

@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Iterable, Mapping, Sequence
 
+import orjson
 from rapidfuzz import fuzz
 from rapidfuzz.distance import LCSseq
 
@@ -501,18 +502,26 @@ def predict(
     patterns: Iterable[PatternRecord],
     stats: SymbolStats,
     cfg: PredictConfig,
-) -> tuple[list[dict], list[dict]]:
+    futures_json: bool = False,
+) -> tuple[list[dict], list[dict] | bytes]:
     """Return (predictions, future_potentials) for an STM against a knowledge base.
 
     Give ``patterns`` in the order they were first learned: ensemble float sums follow it.
     ``patterns`` may also be an ``index.PatternIndex``, which gives the same result through its
     candidate index and compiled scoring (its own pmf table is used; ``stats`` gives N_sym, TUP
-    and TPF).
+    and TPF). With ``futures_json``, future_potentials come as ``orjson.dumps`` of that list,
+    which an index writes directly, without the thousands of Python objects.
     """
     from .index import PatternIndex
 
     if isinstance(patterns, PatternIndex):
-        return patterns.predict(stm, stats, cfg)
+        return patterns.predict(stm, stats, cfg, futures_json=futures_json)
+    predictions, future_potentials = _predict_records(stm, patterns, stats, cfg)
+    return predictions, orjson.dumps(future_potentials) if futures_json else future_potentials
+
+
+def _predict_records(stm, patterns, stats, cfg):
+    """Score every record directly: ``predict`` over plain records."""
     if cfg.rank_sort_algo not in RANK_KEYS:
         raise ValueError(f"unknown rank_sort_algo: {cfg.rank_sort_algo!r}")
     state = State(stm)

@@ -19,16 +19,19 @@ def prediction_settings(config: dict) -> dict:
 
 
 def compute_from_settings(ctx: Context, kb_id: str, stm: list, settings: dict,
-                          node: dict | None = None) -> tuple[list, list]:
+                          node: dict | None = None, futures_json: bool = False) -> tuple[list, list | bytes]:
     """Return (predictions, future_potentials) for `stm` on the node's latest knowledge.
 
     `node`: the node row read after the request started, if the caller has it (saves a query).
+    `futures_json`: future_potentials come as the JSON bytes of that list (engine/index.py
+    writes them without building thousands of Python objects), for a caller that only sends them.
     """
     if sum(len(event) for event in stm) < 2:
-        return [], []
+        return [], (b"[]" if futures_json else [])
     knowledge = node_knowledge(ctx, kb_id, node)
     with knowledge.lock:
-        result = predict(stm, knowledge.index, knowledge.stats(), PredictConfig.from_mapping(settings))
+        result = predict(stm, knowledge.index, knowledge.stats(), PredictConfig.from_mapping(settings),
+                         futures_json=futures_json)
     monitoring.predictions_computed(len(result[0]))
     return result
 
@@ -48,12 +51,16 @@ def compute_in_transaction(conn, kb_id: str, stm: list, config: dict,
     return result
 
 
-def compute(ctx: Context, kb_id: str, stm: list, config: dict, node: dict | None = None) -> tuple[list, list]:
-    return compute_from_settings(ctx, kb_id, stm, prediction_settings(config), node)
+def compute(ctx: Context, kb_id: str, stm: list, config: dict, node: dict | None = None,
+            futures_json: bool = False) -> tuple[list, list | bytes]:
+    return compute_from_settings(ctx, kb_id, stm, prediction_settings(config), node, futures_json)
 
 
-def session_predictions(ctx: Context, session_id: str) -> dict:
-    """Compute predictions from the session's STM with its settings; changes nothing stored."""
+def session_predictions(ctx: Context, session_id: str, futures_json: bool = False) -> dict:
+    """Compute predictions from the session's STM with its settings; changes nothing stored.
+
+    `futures_json`: "future_potentials" holds the JSON bytes of the list (see compute_from_settings).
+    """
     # One statement: the session (sliding its expiry) with the node's change sequence as it
     # stood when this request reached the database. The worker's index is refreshed only when
     # that moved, so a predictions call sees every learn committed before it started.
@@ -62,6 +69,6 @@ def session_predictions(ctx: Context, session_id: str) -> dict:
     config = effective_config(row["config"] or {}, defaults)
     stm = (row["state"] or {}).get("stm") or []  # decoded for this request: no copy needed
     node = row["node_version"]
-    predictions, future_potentials = compute(ctx, row["kb_id"], stm, config, node)
+    predictions, future_potentials = compute(ctx, row["kb_id"], stm, config, node, futures_json)
     return {"predictions": predictions, "future_potentials": future_potentials, "session_id": session_id,
             "processor_id": None, "count": len(predictions), "time": None, "unique_id": None}

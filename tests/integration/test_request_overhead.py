@@ -36,3 +36,23 @@ def test_predictions_are_built_with_the_collector_paused_and_it_resumes(client, 
     assert resp.status_code == 200 and resp.get_json()["count"] == 1
     assert states == [False]
     assert gc.isenabled()
+
+
+def test_predictions_embed_the_engines_future_json_byte_for_byte(app, client, new_session):
+    # The endpoint writes future_potentials from the engine's JSON text; the answer must be the
+    # very bytes that serialising the object answer gives.
+    import orjson
+
+    sid = new_session()
+    for events in ([["a", "b"], ["c"], ["d", "e"]], [["a"], ["c", "x"], ["y"]], [["b"], ["d"], ["é", "✓"]],
+                   [["a", "b"], ["c"], ["q\"uote"]]):
+        for event in events:
+            client.post(f"/sessions/{sid}/observe", json={"strings": event})
+        client.post(f"/sessions/{sid}/learn")
+    for event in (["a", "b"], ["c"]):
+        client.post(f"/sessions/{sid}/observe", json={"strings": event})
+    body = client.get(f"/sessions/{sid}/predictions").data
+    with app.app_context():
+        objects = predict_svc.session_predictions(app.extensions["kato"], sid)
+    assert len(objects["future_potentials"]) >= 3
+    assert body == orjson.dumps(objects) + b"\n"

@@ -3,6 +3,7 @@
 import random
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from kato_web.engine.pattern import pattern_hash
 from kato_web.engine.predictor import RANK_KEYS, PatternRecord, PredictConfig, SymbolStats, predict
 
 from .reference_impl import build_kb, reference_predict
-from .test_predictor_property import configs, learn, stm_strategy
+from .test_predictor_property import STATE_SYMBOLS, configs, learn, stm_strategy
 
 pytestmark = pytest.mark.skipif(not index_module.FAST, reason="numba kernels unavailable")
 
@@ -44,6 +45,54 @@ def test_index_equals_reference(learns, stm, cfg, path):
     got = predict(stm, index, stats, cfg)
     assert got == reference_predict(stm, records, stats, cfg)
     assert index.predict(stm, stats, cfg) == got  # predicting changes nothing
+
+
+# Symbols JSON must escape or encode as multi-byte UTF-8, to stand for the plain ones.
+JSON_SYMBOLS = ['"', "\\", "é", "✓", "\n", "\x00", "\x1f", "\u2028", "😀", 'a"b\\c/', "plain"]
+
+
+@given(st.lists(learn, min_size=1, max_size=12), stm_strategy, configs(),
+       st.sampled_from(["index", "scan", "tail", "auto"]),
+       st.none() | st.permutations(JSON_SYMBOLS))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_futures_json_is_orjson_of_the_list(learns, stm, cfg, path, names):
+    """Write future_potentials as exactly the bytes orjson gives for the list, on every path."""
+    if names is not None:
+        rename = dict(zip(STATE_SYMBOLS, names))
+        learns = [([[rename[x] for x in e] for e in events], *rest) for events, *rest in learns]
+        stm = [[rename[x] for x in e] for e in stm]
+    records, stats = build_kb(learns)
+    index = _index(records, stats, path)
+    predictions, futures = index.predict(stm, stats, cfg)
+    want = orjson.dumps(futures)
+    got = index.predict(stm, stats, cfg, futures_json=True)
+    assert got == (predictions, want)
+    assert orjson.loads(got[1]) == futures
+    assert predict(stm, index, stats, cfg, futures_json=True) == got
+    assert predict(stm, records, stats, cfg, futures_json=True) == got
+
+
+@pytest.mark.parametrize("vocabulary", [60, 3000])
+def test_futures_json_on_a_larger_knowledge_base(vocabulary):
+    """Give orjson's bytes for thousands of futures (long events, large counts and floats)."""
+    records, symbols, weights, rng = _synthetic(1500, vocabulary, vocabulary + 1)
+    stats = _stats(records)
+    index = PatternIndex.from_records(records, stats)
+    sizes = []
+    for trial in range(6):
+        base = rng.choice(records)
+        stm = [[x] for x in base.flat[: rng.randint(2, 8)]]
+        stm += [[x] for x in rng.choices(symbols, weights, k=rng.randint(0, 5))]
+        stm.append(["never-learned"])
+        for theta in (0.0, 0.1, 0.3):
+            cfg = PredictConfig(recall_threshold=theta, max_predictions=5)
+            predictions, futures = index.predict(stm, stats, cfg)
+            got = index.predict(stm, stats, cfg, futures_json=True)
+            assert got == (predictions, orjson.dumps(futures))
+            sizes.append(len(futures))
+        if trial < 2:  # the direct engine over records: the same bytes
+            assert predict(stm, records, stats, cfg, futures_json=True) == got
+    assert max(sizes) > 300
 
 
 @given(st.lists(learn, min_size=1, max_size=12), stm_strategy, configs(),
@@ -156,6 +205,9 @@ def test_symbol_order_follows_a_growing_vocabulary():
         stm = [[x] for x in base[:4]] + [["A-unseen", "zz-unseen"], ["m-unseen"], ["A-unseen2"]]
         cfg = PredictConfig(recall_threshold=rng.choice([0.0, 0.2]), rank_sort_algo="itfdf_similarity")
         assert predict(stm, index, stats, cfg) == predict(stm, live, stats, cfg)
+        # The symbols' JSON text grows with the vocabulary too.
+        assert index.predict(stm, stats, cfg, futures_json=True)[1] == orjson.dumps(
+            index.predict(stm, stats, cfg)[1])
         # The ranks themselves: D then the state symbols outside it, in string order.
         state = list(dict.fromkeys(x for e in stm for x in e))
         node = np.array([index._sym_id.get(x, -1) for x in state], np.int64)
