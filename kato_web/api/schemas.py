@@ -7,6 +7,7 @@ strings become floats for emotives, numbers are not strings) and the same
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Optional
 
 from flask import Request
@@ -77,6 +78,29 @@ def _error_items(exc: ValidationError, prefix: tuple) -> list[dict]:
     return items
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def reject_lone_surrogates(raw: bytes) -> None:
+    """Refuse (422) a body whose JSON escapes make a string with a lone UTF-16 surrogate.
+
+    JSON allows ``"\\ud800"``, but such a string is not Unicode text: it cannot be stored in
+    PostgreSQL or written back out as UTF-8, so accepting it would fail later (a 500, or a
+    node whose patterns can no longer be served). Raw UTF-8 cannot carry surrogates at all, so
+    only bodies with a surrogate escape are checked, by encoding what they parse to.
+    """
+    if not _SURROGATE_ESCAPE.search(raw):
+        return
+    try:
+        json.dumps(json.loads(raw), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestValidationError([{"type": "string_unicode", "loc": ["body"],
+                                       "msg": "Input should be a valid string: lone UTF-16 surrogate",
+                                       "input": None}]) from None
+    except ValueError:
+        return  # not valid JSON: the caller's own parse reports that
+
+
 def read_json(request: Request, required: bool = True) -> Any:
     """Return the parsed JSON body, or raise a 422 like FastAPI for a missing or broken one."""
     raw = request.get_data(cache=True)
@@ -86,12 +110,14 @@ def read_json(request: Request, required: bool = True) -> Any:
                                            "input": None}])
         return None
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         pos = getattr(exc, "pos", 0) or 0
         raise RequestValidationError([{"type": "json_invalid", "loc": ["body", pos],
                                        "msg": "JSON decode error", "input": {},
                                        "ctx": {"error": getattr(exc, "msg", str(exc))}}]) from None
+    reject_lone_surrogates(raw)
+    return body
 
 
 def parse(model: type[BaseModel], payload: Any):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from kato_web.api.context import add_session_route, ctx, mark_session
-from kato_web.api.schemas import CreateSessionRequest, parse, query_int, read_json
+from kato_web.api.schemas import CreateSessionRequest, parse, query_int, read_json, reject_lone_surrogates
 from kato_web.services import sessions as svc
 
 bp = Blueprint("sessions", __name__)
@@ -35,6 +35,7 @@ add_session_route(bp, "/sessions/<session_id>/config", "GET", svc.get_config)
 
 @bp.post("/sessions/<session_id>/config")
 def update_config(session_id):
+    reject_lone_surrogates(request.get_data(cache=True))
     body = request.get_json(silent=True, force=True)
     result = svc.update_config(ctx(), session_id, body)
     mark_session(session_id)

@@ -65,3 +65,37 @@ def test_trace_id_echo(client):
     resp = client.get("/health", headers={"X-Trace-ID": "kato-abc"})
     assert resp.headers["X-Trace-ID"] == "kato-abc"
     assert client.get("/health").headers["X-Trace-ID"].startswith("kato-")
+
+
+LONE = '"\\ud800"'  # JSON text for a string holding a lone UTF-16 surrogate
+
+
+@pytest.mark.parametrize("path_kind, body", [
+    ("create", '{"node_id": ' + LONE + '}'),
+    ("observe", '{"strings": [' + LONE + ', "a"]}'),
+    ("observe", '{"strings": ["a"], "emotives": {' + LONE + ': 1.0}}'),
+    ("observe", '{"strings": ["a"], "metadata": {"k": ["x", ' + LONE + ']}}'),
+    ("sequence", '{"observations": [{"strings": [' + LONE + ']}]}'),
+    ("config", '{"config": {"stm_mode": ' + LONE + '}}'),
+])
+def test_a_lone_surrogate_is_a_clear_422_and_stores_nothing(client, kato, new_session, path_kind, body):
+    # Rule: bad input gets a 4xx JSON error, never a 500, and changes nothing stored.
+    sid = new_session()
+    before = client.get(f"/sessions/{sid}").get_json()
+    path = {"create": "/sessions", "observe": f"/sessions/{sid}/observe",
+            "sequence": f"/sessions/{sid}/observe-sequence", "config": f"/sessions/{sid}/config"}[path_kind]
+    resp = client.post(path, data=body, content_type="application/json")
+    assert resp.status_code == 422, resp.data
+    assert "surrogate" in resp.get_json()["detail"][0]["msg"]
+    after = client.get(f"/sessions/{sid}").get_json()
+    assert (after["session_config"], client.get(f"/sessions/{sid}/stm").get_json()["stm"]) == (
+        before["session_config"], [])
+    assert client.get("/sessions/count").get_json()["active_session_count"] == 1
+
+
+def test_a_surrogate_pair_is_ordinary_text(client, new_session):
+    sid = new_session()
+    resp = client.post(f"/sessions/{sid}/observe", data='{"strings": ["\\ud83d\\ude00", "a"]}',
+                       content_type="application/json")
+    assert resp.status_code == 200
+    assert client.get(f"/sessions/{sid}/stm").get_json()["stm"] == [["a", "😀"]]
