@@ -82,8 +82,11 @@ def load_index(url: str, kb_id: str):
 def engine_times(node, stms, repeats: int, budget: float) -> dict:
     """Time predict() per threshold in this process, with the index's per-phase split.
 
-    Each threshold asks the STMs in order until `budget` seconds are spent (at least 5 STMs).
+    Timed as the HTTP endpoint calls it: future_potentials written as JSON bytes, and the
+    collector paused until the answer is dropped (api/operations.py). Each threshold asks the
+    STMs in order until `budget` seconds are spent (at least 5 STMs).
     """
+    from kato_web import gcpause
     from kato_web.engine.predictor import PredictConfig, predict
 
     index, stats = node.index, node.stats()
@@ -99,11 +102,14 @@ def engine_times(node, stms, repeats: int, budget: float) -> dict:
             for _ in range(repeats):
                 index.phase_times = {}
                 t0 = time.perf_counter()
-                preds, futures = predict(stm, index, stats, cfg)
+                with gcpause.paused():
+                    preds, futures = predict(stm, index, stats, cfg, futures_json=True)
+                    count = len(preds)
+                    del preds
                 times.append(time.perf_counter() - t0)
                 phases.append(index.phase_times)
-            counts["predictions"].append(len(preds))
-            counts["groups"].append(len(futures))
+            counts["predictions"].append(count)
+            counts["groups"].append(index.phase_times.get("groups", 0))
             counts["candidates"].append(index.phase_times.get("passed", 0))
             counts["scored"].append(index.phase_times.get("scored", 0))
         index.phase_times = None
@@ -117,13 +123,65 @@ def engine_times(node, stms, repeats: int, budget: float) -> dict:
     return out
 
 
-def http_times(server_url: str, stms, repeats: int, gzip: bool = False, budget: float = 120) -> dict:
+class LeanClient:
+    """A keep-alive HTTP/1.1 client on http.client, with requests' few methods used here.
+
+    python-requests spends ~1-3 ms of client CPU per call here (on these 2 shared cores that is
+    part of every latency it measures); this client sends the same requests with a fraction of
+    that, so the figures are closer to the server's own latency. `--client requests` compares.
+    """
+
+    class _Response:
+        def __init__(self, status: int, content: bytes):
+            self.status_code, self.content = status, content
+
+        def json(self):
+            return json.loads(self.content)
+
+        def raise_for_status(self):
+            if self.status_code >= 400:
+                raise RuntimeError(f"HTTP {self.status_code}: {self.content[:200]!r}")
+
+    def __init__(self, base_url: str, gzip: bool):
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(base_url)
+        self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
+        self._prefix = len(base_url)
+        self._headers = {"Accept-Encoding": "gzip" if gzip else "identity"}
+
+    def _call(self, method: str, url: str, body=None):
+        headers = dict(self._headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        self._conn.request(method, url[self._prefix:], body=data, headers=headers)
+        resp = self._conn.getresponse()
+        return self._Response(resp.status, resp.read())
+
+    def get(self, url, timeout=None):
+        return self._call("GET", url)
+
+    def post(self, url, json=None, timeout=None):
+        return self._call("POST", url, json)
+
+    def delete(self, url, timeout=None):
+        return self._call("DELETE", url)
+
+
+def http_times(server_url: str, stms, repeats: int, gzip: bool = False, budget: float = 120,
+               client: str = "lean") -> dict:
     import requests
 
-    http = requests.Session()
-    if not gzip:
-        # A client on the same host gains nothing from compression (KATO sends none either).
-        http.headers["Accept-Encoding"] = "identity"
+    if client == "lean":
+        http = LeanClient(server_url, gzip)
+    else:
+        http = requests.Session()
+        if not gzip:
+            # A client on the same host gains nothing from compression (KATO sends none either).
+            http.headers["Accept-Encoding"] = "identity"
     sids = []
     for stm in stms:
         sid = http.post(f"{server_url}/sessions", json={"node_id": NODE}, timeout=60).json()["session_id"]
@@ -264,7 +322,7 @@ def run_size(base_url: str, n: int, args) -> dict:
             result["warm_s"] = time.perf_counter() - started
             time.sleep(1)
             result["worker_rss"] = worker_rss(server)
-            result["http"] = http_times(server.url, stms, args.repeats, args.gzip, args.budget)
+            result["http"] = http_times(server.url, stms, args.repeats, args.gzip, args.budget, args.client)
             print(f"[{n}] http {json.dumps({t: round(v['http_p50_ms'], 2) for t, v in result['http'].items() if isinstance(v, dict)})}",
                   flush=True)
             result["worker_rss_after"] = worker_rss(server)
@@ -375,6 +433,8 @@ def main(argv=None) -> int:
                         help="seconds per threshold and path (at least 5 STMs are always asked)")
     parser.add_argument("--skip-learn", action="store_true")
     parser.add_argument("--gzip", action="store_true", help="accept gzip-compressed responses")
+    parser.add_argument("--client", choices=("lean", "requests"), default="lean",
+                        help="HTTP client: http.client keep-alive (default) or python-requests")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     parser.add_argument("--json", default=str(ROOT / "docs" / "benchmarks-scale.json"))
     parser.add_argument("--png", default=str(ROOT / "docs" / "prediction-latency.png"))
@@ -391,7 +451,7 @@ def main(argv=None) -> int:
     for n in args.sizes:
         result = run_size(args.database_url, n, args)
         result["workload"] = {"vocabulary": args.vocabulary, "zipf": args.zipf, "seed": args.seed,
-                              "gzip": args.gzip,
+                              "gzip": args.gzip, "client": args.client,
                               "stms": args.stms, "repeats": args.repeats, "workers": args.workers,
                               "threads": args.threads}
         existing[n] = json.loads(json.dumps(result, default=float))
