@@ -49,6 +49,10 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5, pre_ping: b
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=1800,
+        # Last in, first out: back-to-back requests reuse the connection used a moment ago,
+        # whose PostgreSQL backend is still running hot (measured: plain session GET p50
+        # 2.4-3.1 ms against 3.5-3.7 ms first-in-first-out), and idle ones stay idle.
+        pool_use_lifo=True,
     )
     if pre_ping:
         _ping_idle_connections(engine, ping_idle_seconds)
