@@ -211,7 +211,7 @@ def percept_data(ctx: Context, session_id: str) -> dict:
 
 def cognition_data(ctx: Context, session_id: str) -> dict:
     with ctx.db.transaction() as conn:
-        row = open_session(ctx, conn, session_id)
+        row = open_session(ctx, conn, session_id, with_predictions=True)
         predictions = row["predictions"]
         if predictions is None:
             prediction_input = row["prediction_input"]

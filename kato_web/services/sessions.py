@@ -70,10 +70,14 @@ def session_view(row: dict, defaults: dict, now: float, ttl_seconds: int | None 
     }
 
 
-def open_session(ctx: Context, conn, session_id: str, shape: str = "D") -> dict:
-    """Return the live session row, locked and with its expiry slid, or raise 404."""
+def open_session(ctx: Context, conn, session_id: str, shape: str = "D", with_predictions: bool = False) -> dict:
+    """Return the live session row, locked and with its expiry slid, or raise 404.
+
+    `with_predictions`: include the stored observe-time predictions (cognition-data only).
+    """
     now = ctx.clock()
-    row = repo.touch_session(conn, session_id, now, slide=ctx.config.session_auto_extend)
+    row = repo.touch_session(conn, session_id, now, slide=ctx.config.session_auto_extend,
+                             with_predictions=with_predictions)
     if row is None:
         raise SessionNotFound(session_id, shape)
     return row

@@ -81,10 +81,17 @@ def _split_settings(row) -> tuple[dict, dict]:
     return values, settings or {}
 
 
-def _touch_statement(dialect: str, slide: bool, lock: bool, with_settings: bool, with_node: bool = False):
+# Stored observe-time predictions can be a hundred full objects: decoded only by the one
+# request that reads them (cognition-data), never by every session request.
+_OBSERVE_TIME_COLUMNS = ("predictions", "prediction_input")
+
+
+def _touch_statement(dialect: str, slide: bool, lock: bool, with_settings: bool, with_node: bool = False,
+                     with_predictions: bool = True):
     extra = (_settings_object_for(dialect),) if with_settings else ()
     if with_node:
         extra += _node_version_columns()
+    row_columns = [c for c in sessions_t.c if with_predictions or c.name not in _OBSERVE_TIME_COLUMNS]
     sid, now = bindparam("sid"), bindparam("now", type_=Float)
     live = (sessions_t.c.session_id == sid, sessions_t.c.expires_at > now)
     if slide:
@@ -93,15 +100,16 @@ def _touch_statement(dialect: str, slide: bool, lock: bool, with_settings: bool,
                 .values(expires_at=case((sessions_t.c.expires_at < new_expiry, new_expiry),
                                         else_=sessions_t.c.expires_at),
                         access_count=sessions_t.c.access_count + 1)
-                .returning(*sessions_t.c, *extra))
-    stmt = select(sessions_t, *extra).where(*live)
+                .returning(*row_columns, *extra))
+    stmt = select(*row_columns, *extra).where(*live)
     if lock:
         stmt = stmt.with_for_update(of=sessions_t) if with_settings else stmt.with_for_update()
     return stmt
 
 
 def touch_session(conn: Connection, session_id: str, now: float, slide: bool,
-                  lock: bool = True, with_settings: bool = False, with_node: bool = False):
+                  lock: bool = True, with_settings: bool = False, with_node: bool = False,
+                  with_predictions: bool | None = None):
     """Return the live session row (locked until commit when `lock`), sliding its expiry.
 
     Sliding never moves expiry backwards, so an explicit extend lasts at least until
@@ -109,11 +117,15 @@ def touch_session(conn: Connection, session_id: str, now: float, slide: bool,
     (row, server settings) instead, read by the same statement: one round trip fewer
     on every session-scoped request. With `with_node` (and `with_settings`) the row also
     has "node_version": the node's {"generation", "change_seq"} as this statement saw them.
+    `with_predictions` (default: without settings only) includes the stored observe-time
+    predictions and their input; otherwise the row has neither key.
     """
     dialect = conn.dialect.name
     with_node = with_node and with_settings
-    stmt = _statement(("touch", dialect, slide, lock and not slide, with_settings, with_node),
-                      lambda: _touch_statement(dialect, slide, lock, with_settings, with_node))
+    if with_predictions is None:
+        with_predictions = not with_settings
+    stmt = _statement(("touch", dialect, slide, lock and not slide, with_settings, with_node, with_predictions),
+                      lambda: _touch_statement(dialect, slide, lock, with_settings, with_node, with_predictions))
     row = conn.execute(stmt, {"sid": session_id, "now": now}).mappings().first()
     if not with_settings:
         return dict(row) if row else None

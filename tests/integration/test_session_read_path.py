@@ -34,7 +34,9 @@ def test_touch_session_with_settings_matches_separate_reads(kato, new_session):
             row, settings = repo.touch_session(conn, sid, 1.0, slide=slide, with_settings=True)
             plain = repo.touch_session(conn, sid, 1.0, slide=slide)
             assert settings == repo.load_settings(conn) == {"persistence": 9}
-        assert set(row) == set(plain) and row["session_id"] == sid
+        # The folded read leaves out the stored observe-time predictions (cognition-data's alone).
+        assert set(row) == set(plain) - {"predictions", "prediction_input"} and row["session_id"] == sid
+        assert {"predictions", "prediction_input"} <= set(plain)
     with kato.db.transaction() as conn:
         assert repo.touch_session(conn, "missing", 1.0, slide=True, with_settings=True) == (None, {})
         repo.delete_setting(conn, "persistence")
@@ -63,3 +65,22 @@ def test_touch_session_with_node_reports_the_nodes_version_as_get_node_does(clie
 
 
 NODE_KEYS = set(repo.NODE_COLUMNS)
+
+
+def test_stored_observe_time_predictions_are_read_only_by_cognition_data(client, kato, new_session):
+    sid = new_session()
+    for event in (["a", "b"], ["c"]):
+        client.post(f"/sessions/{sid}/observe", json={"strings": event})
+    client.post(f"/sessions/{sid}/learn")
+    for event in (["a", "b"], ["c"]):
+        client.post(f"/sessions/{sid}/observe", json={"strings": event})
+    stored = client.get(f"/sessions/{sid}/cognition-data").get_json()["cognition_data"]["predictions"]
+    assert len(stored) == 1  # computed on first read and stored
+    with kato.db.transaction() as conn:
+        lean = repo.touch_session(conn, sid, 1.0, slide=True, with_predictions=False)
+        full = repo.touch_session(conn, sid, 1.0, slide=True, with_predictions=True)
+    assert "predictions" not in lean and "prediction_input" not in lean
+    assert len(full["predictions"]) == 1 and full["prediction_input"] is not None
+    # every other request still works without them, and the stored ones are still served
+    assert client.get(f"/sessions/{sid}/stm").get_json()["stm"] == [["a", "b"], ["c"]]
+    assert client.get(f"/sessions/{sid}/cognition-data").get_json()["cognition_data"]["predictions"] == stored
