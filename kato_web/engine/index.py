@@ -1139,16 +1139,7 @@ class PatternIndex:
             raise ValueError("patterns must be added in learn order (created_seq ascending)")
         ids = [self._intern(x) for e in events for x in e]
         length = len(ids)
-        if i + 1 >= self._freq.shape[0]:
-            cap = max(16, 2 * self._freq.shape[0])
-            self._freq = _grow(self._freq, cap)
-            self._seq = _grow(self._seq, cap)
-            self._distinct = _grow(self._distinct, cap)
-            self._pstart = _grow(self._pstart, cap + 1)
-            self._ebstart = _grow(self._ebstart, cap + 1)
-            digests = np.zeros((cap, 3), np.uint64)
-            digests[: self._digest.shape[0]] = self._digest
-            self._digest = digests
+        self._reserve_patterns(i + 1)
         self._flat = _grow(self._flat, self._flat_len + length)
         self._flat[self._flat_len: self._flat_len + length] = ids
         self._flat_len += length
@@ -1172,6 +1163,20 @@ class PatternIndex:
             self._max_len = length
         self._n = i + 1
         return i
+
+    def _reserve_patterns(self, need: int) -> None:
+        """Make the per-pattern arrays hold more than ``need`` entries (capacity doubles)."""
+        if need < self._freq.shape[0]:
+            return
+        cap = max(16, need, 2 * self._freq.shape[0])
+        self._freq = _grow(self._freq, cap)
+        self._seq = _grow(self._seq, cap)
+        self._distinct = _grow(self._distinct, cap)
+        self._pstart = _grow(self._pstart, cap + 1)
+        self._ebstart = _grow(self._ebstart, cap + 1)
+        digests = np.zeros((cap, 3), np.uint64)
+        digests[: self._digest.shape[0]] = self._digest
+        self._digest = digests
 
     def add_many(self, rows: Iterable[tuple[str, Sequence[Sequence[str]], int, Sequence, int]]) -> None:
         """Append many (name, events, frequency, emotives, created_seq) in learn order, at once."""
@@ -1213,16 +1218,7 @@ class PatternIndex:
         lengths = np.concatenate((starts[1:], [ends[-1] if ends.shape[0] else 0])) - starts
 
         i, j = self._n, self._n + count
-        if j + 1 >= self._freq.shape[0]:
-            cap = max(j + 1, 2 * self._freq.shape[0])
-            self._freq = _grow(self._freq, cap)
-            self._seq = _grow(self._seq, cap)
-            self._distinct = _grow(self._distinct, cap)
-            self._pstart = _grow(self._pstart, cap + 1)
-            self._ebstart = _grow(self._ebstart, cap + 1)
-            grown = np.zeros((cap, 3), np.uint64)
-            grown[: self._digest.shape[0]] = self._digest
-            self._digest = grown
+        self._reserve_patterns(j + 1)
         flat_len, eb_len = self._flat_len, self._eb_len
         self._flat = _grow(self._flat, flat_len + flat.shape[0])
         self._flat[flat_len: flat_len + flat.shape[0]] = flat
