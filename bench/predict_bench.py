@@ -82,7 +82,7 @@ def load_index(url: str, kb_id: str):
 def engine_times(node, stms, repeats: int, budget: float) -> dict:
     """Time predict() per threshold in this process, with the index's per-phase split.
 
-    Timed as the HTTP endpoint calls it: future_potentials written as JSON bytes, and the
+    Timed as the HTTP endpoint calls it: predictions and future_potentials written as JSON, and the
     collector paused until the answer is dropped (api/operations.py). Each threshold asks the
     STMs in order until `budget` seconds are spent (at least 5 STMs).
     """
@@ -103,7 +103,8 @@ def engine_times(node, stms, repeats: int, budget: float) -> dict:
                 index.phase_times = {}
                 t0 = time.perf_counter()
                 with gcpause.paused():
-                    preds, futures = predict(stm, index, stats, cfg, futures_json=True)
+                    preds, futures = predict(stm, index, stats, cfg, futures_json=True,
+                                             predictions_json=True)
                     count = len(preds)
                     del preds
                 times.append(time.perf_counter() - t0)

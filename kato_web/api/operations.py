@@ -63,13 +63,15 @@ add_session_route(bp, "/sessions/<session_id>/cognition-data", "GET", ops.cognit
 
 @bp.get("/sessions/<session_id>/predictions", endpoint="session_predictions")
 def predictions(session_id):
-    # future_potentials can be thousands of entries: with the orjson provider the engine
-    # writes their JSON text directly and it is embedded as is (same bytes as serialising
-    # the list). The collector stays paused while the answer's objects live (gcpause.py).
+    # future_potentials can be thousands of entries, and each prediction has 29 keys: with the
+    # orjson provider the engine writes both lists' JSON text directly and it is embedded as is
+    # (the same bytes as serialising the lists). The collector stays paused while the answer's
+    # objects live (gcpause.py).
     raw = json_provider.writes_raw_json(current_app)
     with gcpause.paused():
-        result = predict_svc.session_predictions(ctx(), session_id, futures_json=raw)
+        result = predict_svc.session_predictions(ctx(), session_id, as_json=raw)
         if raw:
+            result["predictions"] = json_provider.raw_json(result["predictions"].text)
             result["future_potentials"] = json_provider.raw_json(result["future_potentials"])
         mark_session(session_id)
         return jsonify(result)

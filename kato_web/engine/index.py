@@ -23,7 +23,8 @@ over the same patterns in the same order, bit for bit, at a fraction of the cost
 4. Ranking by (−key, name): a stable sort by −key of the candidates in name order (the names'
    SHA-1 digests; hex order equals byte order), and the full 29-key objects only for the top
    ``max_predictions``. With ``futures_json`` the future_potentials come as the bytes
-   ``orjson.dumps`` gives for that list, written by a compiled kernel (no per-entry objects).
+   ``orjson.dumps`` gives for that list, written by a compiled kernel (no per-entry objects),
+   and with ``predictions_json`` the top objects likewise (a ``JSONList``).
 
 The index is pure (numpy, numba and orjson; no Flask, no SQL) and supports the incremental
 updates a worker's cache needs: append new patterns (learn order = ``created_seq`` order), update
@@ -52,7 +53,7 @@ import numpy as np
 import orjson
 
 from . import metrics as mx
-from .predictor import PatternRecord, PredictConfig, RANK_KEYS, SymbolStats
+from .predictor import JSONList, PatternRecord, PredictConfig, RANK_KEYS, SymbolStats
 
 __all__ = ["FAST", "PatternIndex", "use_compiled", "warm_up"]
 
@@ -676,6 +677,194 @@ if _ddot is not None:
         out[k] = 93
         return out
 
+    # The keys of a prediction object after its head ("type", "name", "frequency", "emotives",
+    # written by Python), as orjson writes them; the floats' keys in column order of the
+    # numbers matrix given to _predictions_json.
+    _P_LISTS = (b',"matches":', b',"past":', b',"present":', b',"missing":', b',"extras":')
+    _P_FLOATS = (b',"potential":', b',"evidence":', b',"similarity":', b',"fragmentation":',
+                 b',"snr":', b',"confluence":', b',"predictive_information":',
+                 b',"sequence":', b',"future":',  # two event lists, between the 7th and 8th float
+                 b',"confidence":', b',"entropy":', b',"normalized_entropy":',
+                 b',"global_normalized_entropy":', b',"itfdf_similarity":', b',"tfidf_score":',
+                 b',"pattern_probability":', b',"weighted_strength":', b',"bayesian_posterior":',
+                 b',"bayesian_prior":', b',"bayesian_likelihood":')
+    _P_KEYS = _text(b"".join(_P_LISTS + _P_FLOATS))
+    _P_KOFF = np.cumsum(np.array([0] + [len(x) for x in _P_LISTS + _P_FLOATS], _I64))
+    _P_NKEYS = len(_P_LISTS) + len(_P_FLOATS)
+    _P_NFLOATS = len(_P_FLOATS) - 2
+
+    @_jit
+    def _put_key(out, k, i):
+        return _put(out, k, _P_KEYS, _P_KOFF[i], _P_KOFF[i + 1])
+
+    @_jit
+    def _put_events(out, k, p, lo_ev, hi_ev, flat, pstart, ebstart, ebounds, sym_json, sym_off):
+        """Write events[lo_ev:hi_ev] of pattern p as a JSON list of lists of strings."""
+        a = pstart[p]
+        b0 = ebstart[p]
+        out[k] = 91
+        k += 1
+        for ev in range(lo_ev, hi_ev):
+            if ev > lo_ev:
+                out[k] = 44
+                k += 1
+            out[k] = 91
+            k += 1
+            lo = a + ebounds[b0 + ev]
+            hi = a + ebounds[b0 + ev + 1]
+            for t in range(lo, hi):
+                if t > lo:
+                    out[k] = 44
+                    k += 1
+                x = flat[t]
+                k = _put(out, k, sym_json, sym_off[x], sym_off[x + 1])
+            out[k] = 93
+            k += 1
+        out[k] = 93
+        return k + 1
+
+    @_jit
+    def _predictions_json(tp, e1, e2, flat, pstart, ebstart, ebounds, sym_json, sym_off,
+                          local_of, s_loc, stm_eb, loc_json, loc_off, per, jk, heads, head_off,
+                          numbers):
+        """Write ``orjson.dumps`` of the top predictions' objects, byte for byte, as uint8.
+
+        Prediction u is pattern tp[u] with present events e1[u]:e2[u]. ``heads`` holds each
+        object's text from its "{" through its "emotives" value (written by the caller);
+        ``numbers`` is orjson's text of the (predictions × 18) float64 matrix of its floats in
+        key order, so each float has exactly orjson's spelling. Matches are the state symbols
+        of the prediction's matching blocks (``jk``: (start, size) in the state, ``per[u]`` of
+        them); missing, the present symbols not matched; extras, each state event's symbols not
+        in the present (``stm_eb``: the state events' bounds in the flattened state, whose
+        symbols' local ids are ``s_loc``; ``local_of`` maps node ids to them).
+        """
+        nt = tp.shape[0]
+        n = s_loc.shape[0]
+        nloc = loc_off.shape[0] - 1
+        state_text = 0
+        for t in range(n):
+            state_text += loc_off[s_loc[t] + 1] - loc_off[s_loc[t]] + 1
+        nev = stm_eb.shape[0] - 1
+        # An upper bound of the size: the heads and numbers as given, every key, each pattern's
+        # events at most four times over (sequence; past, present and future; missing), the state
+        # twice (matches, extras) with its brackets.
+        size = head_off[nt] + numbers.shape[0] + 2 + nt * (_P_KEYS.shape[0] + 16 + 2 * (state_text + 2 * nev + 4))
+        for u in range(nt):
+            p = tp[u]
+            a = pstart[p]
+            for t in range(a, pstart[p + 1]):
+                x = flat[t]
+                size += 4 * (sym_off[x + 1] - sym_off[x] + 1)
+            size += 4 * (3 * (ebstart[p + 1] - ebstart[p]) + 4)
+        out = np.empty(size, np.uint8)
+        matched = np.zeros(max(nloc, 1), _I64)  # stamp u + 1: the local symbol is matched
+        present = np.zeros(max(nloc, 1), _I64)  # stamp u + 1: the local symbol is in the present
+        k = 0
+        kn = 0  # in ``numbers``: the '[' of the matrix, then the ']' ending each row
+        block = 0
+        out[k] = 91
+        k += 1
+        for u in range(nt):
+            if u:
+                out[k] = 44
+                k += 1
+            stamp = u + 1
+            p = tp[u]
+            a = pstart[p]
+            b0 = ebstart[p]
+            m = ebstart[p + 1] - b0 - 1
+            k = _put(out, k, heads, head_off[u], head_off[u + 1])
+            # matches
+            k = _put_key(out, k, 0)
+            out[k] = 91
+            k += 1
+            first = True
+            for r in range(block, block + per[u]):
+                for t in range(jk[r, 0], jk[r, 0] + jk[r, 1]):
+                    if not first:
+                        out[k] = 44
+                        k += 1
+                    first = False
+                    x = s_loc[t]
+                    matched[x] = stamp
+                    k = _put(out, k, loc_json, loc_off[x], loc_off[x + 1])
+            block += per[u]
+            out[k] = 93
+            k += 1
+            k = _put_key(out, k, 1)
+            k = _put_events(out, k, p, 0, e1[u], flat, pstart, ebstart, ebounds, sym_json, sym_off)
+            k = _put_key(out, k, 2)
+            k = _put_events(out, k, p, e1[u], e2[u], flat, pstart, ebstart, ebounds, sym_json,
+                            sym_off)
+            # missing: per present event, its symbols not matched
+            k = _put_key(out, k, 3)
+            out[k] = 91
+            k += 1
+            for ev in range(e1[u], e2[u]):
+                if ev > e1[u]:
+                    out[k] = 44
+                    k += 1
+                out[k] = 91
+                k += 1
+                first = True
+                for t in range(a + ebounds[b0 + ev], a + ebounds[b0 + ev + 1]):
+                    x = flat[t]
+                    lx = local_of[x]
+                    if lx >= 0:
+                        present[lx] = stamp
+                        if matched[lx] == stamp:
+                            continue
+                    if not first:
+                        out[k] = 44
+                        k += 1
+                    first = False
+                    k = _put(out, k, sym_json, sym_off[x], sym_off[x + 1])
+                out[k] = 93
+                k += 1
+            out[k] = 93
+            k += 1
+            # extras: per state event, its symbols not in the present
+            k = _put_key(out, k, 4)
+            out[k] = 91
+            k += 1
+            for ev in range(nev):
+                if ev:
+                    out[k] = 44
+                    k += 1
+                out[k] = 91
+                k += 1
+                first = True
+                for t in range(stm_eb[ev], stm_eb[ev + 1]):
+                    x = s_loc[t]
+                    if present[x] == stamp:
+                        continue
+                    if not first:
+                        out[k] = 44
+                        k += 1
+                    first = False
+                    k = _put(out, k, loc_json, loc_off[x], loc_off[x + 1])
+                out[k] = 93
+                k += 1
+            out[k] = 93
+            k += 1
+            # the floats, with "sequence" and "future" after the 7th
+            kn += 1  # the row's '['
+            for f in range(_P_NFLOATS):
+                if f == 7:
+                    k = _put_key(out, k, 5 + 7)
+                    k = _put_events(out, k, p, 0, m, flat, pstart, ebstart, ebounds, sym_json,
+                                    sym_off)
+                    k = _put_key(out, k, 5 + 8)
+                    k = _put_events(out, k, p, e2[u], m, flat, pstart, ebstart, ebounds,
+                                    sym_json, sym_off)
+                k = _put_key(out, k, 5 + f + (2 if f >= 7 else 0))
+                kn, k = _next_number(numbers, kn + 1, out, k)
+            kn += 1  # past the row's ']': the ',' before the next row, or the matrix's ']'
+            out[k] = 125
+            k += 1
+        out[k] = 93
+        return out[: k + 1]
+
     @_jit
     def _first_members(ranked, group_of, ngroups):
         """Return (groups, their first member) in the order groups first appear in ``ranked``."""
@@ -981,6 +1170,11 @@ if _ddot is not None:
 
 
 # ----------------------------------------------------------------------------------------------
+
+
+def _nothing(futures_json: bool, predictions_json: bool):
+    """The answer with no predictions, in the forms asked for."""
+    return (JSONList(b"[]", 0) if predictions_json else []), (b"[]" if futures_json else [])
 
 
 @contextmanager
@@ -1429,13 +1623,16 @@ class PatternIndex:
     # ------------------------------------------------------------------ prediction
 
     def predict(self, stm: Sequence[Sequence[str]], stats: SymbolStats, cfg: PredictConfig,
-                futures_json: bool = False) -> tuple[list[dict], list[dict] | bytes]:
+                futures_json: bool = False, predictions_json: bool = False
+                ) -> tuple[list[dict] | JSONList, list[dict] | bytes]:
         """Return (predictions, future_potentials), identical to ``predictor.predict``.
 
         The counters N_sym, TUP and TPF come from ``stats``; pmf comes from the index. With
         ``futures_json``, future_potentials are ``orjson.dumps`` of that list, byte for byte,
         written by a compiled kernel: at a low θ the list holds thousands of entries whose
-        Python objects cost more to build, serialise and free than the prediction itself.
+        Python objects cost more to build, serialise and free than the prediction itself. With
+        ``predictions_json``, the predictions come as a ``JSONList``: ``orjson.dumps`` of the
+        list of objects, byte for byte, and their number.
         """
         from .predictor import predict as direct
 
@@ -1445,13 +1642,14 @@ class PatternIndex:
             # Character similarity has no compiled path: score every pattern directly.
             return direct(stm, list(self.records()), SymbolStats(
                 self.pmf(), stats.n_symbols, stats.total_unique_patterns,
-                stats.total_pattern_frequencies), cfg, futures_json=futures_json)
+                stats.total_pattern_frequencies), cfg, futures_json=futures_json,
+                predictions_json=predictions_json)
         stm = [list(e) for e in stm]
         s = [x for e in stm for x in e]
         n = len(s)
         if n < 2 or self._n == 0:
-            return [], (b"[]" if futures_json else [])
-        return self._predict(stm, s, stats, cfg, futures_json)
+            return _nothing(futures_json, predictions_json)
+        return self._predict(stm, s, stats, cfg, futures_json, predictions_json)
 
     def _state(self, s: list[str]):
         """Encode the state: local ids, masks, positions, and the node ids of its symbols."""
@@ -1600,13 +1798,14 @@ class PatternIndex:
         started = self._phase("matching", started, passed=matched[0].shape[0])
         return started, state, matched
 
-    def _predict(self, stm, s, stats: SymbolStats, cfg: PredictConfig, futures_json: bool):
+    def _predict(self, stm, s, stats: SymbolStats, cfg: PredictConfig, futures_json: bool,
+                 predictions_json: bool):
         n = len(s)
         started, state, matched = self._matches(s, cfg)
         local, s_loc, k, words, pm, counts, pos_ptr, pos, local_node, local_of = state
         cp, sim, m_arr, r_arr, e1, e2 = matched
         if cp.shape[0] == 0:
-            return [], (b"[]" if futures_json else [])
+            return _nothing(futures_json, predictions_json)
         n_symbols = max(1, len(self._sym_names))
         dom = _domain(cp, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds, n_symbols)
         state_names = list(local)
@@ -1653,17 +1852,24 @@ class PatternIndex:
             return self._build(stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev,
                                conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior,
                                post, group_of, gw, gcount, agg, freq, local_of, pos_ptr, pos,
-                               normalized_entropy, global_normalized_entropy, futures_json)
+                               normalized_entropy, global_normalized_entropy, futures_json,
+                               (state_names, s_loc) if predictions_json else None)
 
     def _build(self, stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev, conf, snr,
                itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw, gcount,
                agg, freq, local_of, pos_ptr, pos, normalized_entropy, global_normalized_entropy,
-               futures_json):
-        """Build the top predictions' 29-key objects and the future_potentials list (or its
-        JSON bytes)."""
+               futures_json, as_json):
+        """Build the top predictions' 29-key objects (or, given ``as_json`` = (the state's
+        distinct symbols, their local ids in the state), their JSON) and the future_potentials
+        list (or its JSON bytes)."""
         top = ranked[: max(0, int(cfg.max_predictions))]
         predictions = []
-        if top.shape[0]:
+        if as_json is not None:
+            predictions = self._predictions_json(
+                stm, as_json, top, cp, e1, e2, sim, r_arr, ev, conf, snr, itfdf, pot, confl, tfidf,
+                prob, strength, info, prior, post, freq, local_of, n, pos_ptr, pos,
+                normalized_entropy, global_normalized_entropy)
+        elif top.shape[0]:
             tp = cp[top]
             per, jk, entropy = _top_blocks(tp, e1[top], e2[top], self._flat, self._pstart,
                                            self._ebstart, self._ebounds, local_of, n, pos_ptr,
@@ -1754,6 +1960,50 @@ class PatternIndex:
         self._phase("future_potentials", started, groups=ngroups)
         return predictions, future_potentials
 
+    _HEAD = b'{"type":"prototypical","name":'
+
+    def _predictions_json(self, stm, state, top, cp, e1, e2, sim, r_arr, ev, conf, snr, itfdf,
+                          pot, confl, tfidf, prob, strength, info, prior, post, freq, local_of, n,
+                          pos_ptr, pos, normalized_entropy, global_normalized_entropy) -> JSONList:
+        """Write the top predictions' objects as ``orjson.dumps`` of their list (a compiled
+        kernel, the same bytes as building and serialising them)."""
+        nt = top.shape[0]
+        if nt == 0:
+            return JSONList(b"[]", 0)
+        tp, t1, t2 = cp[top], e1[top], e2[top]
+        per, jk, entropy = _top_blocks(tp, t1, t2, self._flat, self._pstart, self._ebstart,
+                                       self._ebounds, local_of, n, pos_ptr, pos, self._max_len)
+        # Each object's head, through its emotives (the few nonempty ones averaged in Python).
+        emotives, dumps, head = self._emotives, orjson.dumps, self._HEAD
+        heads = [b"%s%s,\"frequency\":%d,\"emotives\":%s" % (
+                     head, dumps(name), f,
+                     dumps(mx.average_emotives(emotives[p])) if p in emotives else b"{}")
+                 for name, p, f in zip(self._names(tp), tp.tolist(), freq[top].tolist())]
+        head_off = np.zeros(nt + 1, _I64)
+        np.cumsum(np.fromiter(map(len, heads), _I64, count=nt), out=head_off[1:])
+        columns = (pot, ev, sim, (r_arr - 1).astype(np.float64), snr, confl, info, conf, None,
+                   None, None, itfdf, tfidf, prob, strength, post, prior, sim)
+        numbers = np.empty((nt, len(columns)), np.float64)
+        for j, column in enumerate(columns):
+            if column is not None:
+                numbers[:, j] = column[top]
+        numbers[:, 8] = entropy
+        numbers[:, 9] = float(normalized_entropy)
+        numbers[:, 10] = float(global_normalized_entropy)
+        names, s_loc = state
+        local_texts = [dumps(x) for x in names]
+        loc_off = np.zeros(len(names) + 1, _I64)
+        np.cumsum(np.fromiter(map(len, local_texts), _I64, count=len(names)), out=loc_off[1:])
+        stm_eb = np.zeros(len(stm) + 1, _I64)
+        np.cumsum(np.fromiter(map(len, stm), _I64, count=len(stm)), out=stm_eb[1:])
+        sym_json, sym_off = self._symbol_json()
+        text = _predictions_json(
+            tp, t1, t2, self._flat, self._pstart, self._ebstart, self._ebounds, sym_json, sym_off,
+            local_of, s_loc, stm_eb, np.frombuffer(b"".join(local_texts), np.uint8), loc_off, per,
+            jk, np.frombuffer(b"".join(heads), np.uint8), head_off,
+            np.frombuffer(dumps(numbers, option=orjson.OPT_SERIALIZE_NUMPY), np.uint8))
+        return JSONList(text.tobytes(), nt)
+
     @classmethod
     def from_records(cls, records: Iterable[PatternRecord], stats: SymbolStats | None = None) -> "PatternIndex":
         """Build an index from records in learn order (and the pmf of ``stats``)."""
@@ -1784,7 +2034,7 @@ def warm_up() -> bool:
     index.predict([["a"], ["c"]], stats, PredictConfig(recall_threshold=0.1,
                                                          filter_pipeline=("length", "jaccard")))
     index.predict([["a"], ["c"], ["b"]], stats, PredictConfig(recall_threshold=0.0),
-                  futures_json=True)
+                  futures_json=True, predictions_json=True)
     long_state = [[f"s{i}"] for i in range(70)] + [["a"]]
     index.predict(long_state, stats, PredictConfig(recall_threshold=0.0))
     one = np.ones(1, _I64)

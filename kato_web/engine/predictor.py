@@ -497,26 +497,55 @@ def rank_ensemble(
     return predictions, future_potentials
 
 
+class JSONList:
+    """A list as its JSON text (``orjson.dumps`` of it) and its length: an answer's part that
+    is only ever sent, written without building its Python objects."""
+
+    __slots__ = ("text", "length")
+
+    def __init__(self, text: bytes, length: int):
+        self.text = text
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, JSONList):
+            return NotImplemented
+        return self.text == other.text and self.length == other.length
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"JSONList({self.length} items, {len(self.text)} bytes)"
+
+
 def predict(
     stm: Sequence[Sequence[str]],
     patterns: Iterable[PatternRecord],
     stats: SymbolStats,
     cfg: PredictConfig,
     futures_json: bool = False,
-) -> tuple[list[dict], list[dict] | bytes]:
+    predictions_json: bool = False,
+) -> tuple[list[dict] | JSONList, list[dict] | bytes]:
     """Return (predictions, future_potentials) for an STM against a knowledge base.
 
     Give ``patterns`` in the order they were first learned: ensemble float sums follow it.
     ``patterns`` may also be an ``index.PatternIndex``, which gives the same result through its
     candidate index and compiled scoring (its own pmf table is used; ``stats`` gives N_sym, TUP
     and TPF). With ``futures_json``, future_potentials come as ``orjson.dumps`` of that list,
-    which an index writes directly, without the thousands of Python objects.
+    and with ``predictions_json`` the predictions as a ``JSONList`` (``orjson.dumps`` of the
+    list and its length): an index writes both directly, without the Python objects.
     """
     from .index import PatternIndex
 
     if isinstance(patterns, PatternIndex):
-        return patterns.predict(stm, stats, cfg, futures_json=futures_json)
+        return patterns.predict(stm, stats, cfg, futures_json=futures_json,
+                                predictions_json=predictions_json)
     predictions, future_potentials = _predict_records(stm, patterns, stats, cfg)
+    if predictions_json:
+        predictions = JSONList(orjson.dumps(predictions), len(predictions))
     return predictions, orjson.dumps(future_potentials) if futures_json else future_potentials
 
 

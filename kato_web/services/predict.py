@@ -1,7 +1,7 @@
 """Predictions for a session's STM against its node's knowledge (engine.md §5, api.md §7.3.7)."""
 from __future__ import annotations
 
-from kato_web.engine.predictor import PredictConfig, predict
+from kato_web.engine.predictor import JSONList, PredictConfig, predict
 from kato_web.services import monitoring
 from kato_web.services.context import Context
 from kato_web.services.knowledge import as_seen_by, node_knowledge
@@ -19,19 +19,21 @@ def prediction_settings(config: dict) -> dict:
 
 
 def compute_from_settings(ctx: Context, kb_id: str, stm: list, settings: dict,
-                          node: dict | None = None, futures_json: bool = False) -> tuple[list, list | bytes]:
+                          node: dict | None = None, as_json: bool = False
+                          ) -> tuple[list | JSONList, list | bytes]:
     """Return (predictions, future_potentials) for `stm` on the node's latest knowledge.
 
     `node`: the node row read after the request started, if the caller has it (saves a query).
-    `futures_json`: future_potentials come as the JSON bytes of that list (engine/index.py
-    writes them without building thousands of Python objects), for a caller that only sends them.
+    `as_json`: for a caller that only sends them, the predictions come as a JSONList (their
+    JSON text and number) and future_potentials as the JSON bytes of that list: engine/index.py
+    writes them without building thousands of Python objects.
     """
     if sum(len(event) for event in stm) < 2:
-        return [], (b"[]" if futures_json else [])
+        return (JSONList(b"[]", 0), b"[]") if as_json else ([], [])
     knowledge = node_knowledge(ctx, kb_id, node)
     with knowledge.lock:
         result = predict(stm, knowledge.index, knowledge.stats(), PredictConfig.from_mapping(settings),
-                         futures_json=futures_json)
+                         futures_json=as_json, predictions_json=as_json)
     monitoring.predictions_computed(len(result[0]))
     return result
 
@@ -52,14 +54,15 @@ def compute_in_transaction(conn, kb_id: str, stm: list, config: dict,
 
 
 def compute(ctx: Context, kb_id: str, stm: list, config: dict, node: dict | None = None,
-            futures_json: bool = False) -> tuple[list, list | bytes]:
-    return compute_from_settings(ctx, kb_id, stm, prediction_settings(config), node, futures_json)
+            as_json: bool = False) -> tuple[list | JSONList, list | bytes]:
+    return compute_from_settings(ctx, kb_id, stm, prediction_settings(config), node, as_json)
 
 
-def session_predictions(ctx: Context, session_id: str, futures_json: bool = False) -> dict:
+def session_predictions(ctx: Context, session_id: str, as_json: bool = False) -> dict:
     """Compute predictions from the session's STM with its settings; changes nothing stored.
 
-    `futures_json`: "future_potentials" holds the JSON bytes of the list (see compute_from_settings).
+    `as_json`: "predictions" is a JSONList and "future_potentials" JSON bytes (see
+    compute_from_settings).
     """
     # One statement: the session (sliding its expiry) with the node's change sequence as it
     # stood when this request reached the database. The worker's index is refreshed only when
@@ -69,6 +72,6 @@ def session_predictions(ctx: Context, session_id: str, futures_json: bool = Fals
     config = effective_config(row["config"] or {}, defaults)
     stm = (row["state"] or {}).get("stm") or []  # decoded for this request: no copy needed
     node = row["node_version"]
-    predictions, future_potentials = compute(ctx, row["kb_id"], stm, config, node, futures_json)
+    predictions, future_potentials = compute(ctx, row["kb_id"], stm, config, node, as_json)
     return {"predictions": predictions, "future_potentials": future_potentials, "session_id": session_id,
             "processor_id": None, "count": len(predictions), "time": None, "unique_id": None}

@@ -38,21 +38,25 @@ def test_predictions_are_built_with_the_collector_paused_and_it_resumes(client, 
     assert gc.isenabled()
 
 
-def test_predictions_embed_the_engines_future_json_byte_for_byte(app, client, new_session):
-    # The endpoint writes future_potentials from the engine's JSON text; the answer must be the
-    # very bytes that serialising the object answer gives.
+def test_predictions_embed_the_engines_json_byte_for_byte(app, client, new_session):
+    # The endpoint writes the predictions and future_potentials from the engine's JSON text;
+    # the answer must be the very bytes that serialising the object answer gives (emotives,
+    # matches, missing, extras with a symbol never learned, symbols that JSON escapes).
     import orjson
 
     sid = new_session()
-    for events in ([["a", "b"], ["c"], ["d", "e"]], [["a"], ["c", "x"], ["y"]], [["b"], ["d"], ["é", "✓"]],
-                   [["a", "b"], ["c"], ["q\"uote"]]):
+    for k, events in enumerate(([["a", "b"], ["c"], ["d", "e"]], [["a"], ["c", "x"], ["y"]],
+                                [["b"], ["d"], ["é", "✓"]], [["a", "b"], ["c"], ["q\"uote"]])):
         for event in events:
-            client.post(f"/sessions/{sid}/observe", json={"strings": event})
+            client.post(f"/sessions/{sid}/observe",
+                        json={"strings": event, "emotives": {"joy": 0.25 * k, "fear": -1.5} if k % 2 else {}})
         client.post(f"/sessions/{sid}/learn")
-    for event in (["a", "b"], ["c"]):
+    for event in (["a", "b", "never"], ["c"], ["z\\"]):
         client.post(f"/sessions/{sid}/observe", json={"strings": event})
     body = client.get(f"/sessions/{sid}/predictions").data
     with app.app_context():
         objects = predict_svc.session_predictions(app.extensions["kato"], sid)
     assert len(objects["future_potentials"]) >= 3
+    assert objects["count"] >= 3 and any(p["emotives"] for p in objects["predictions"])
+    assert any(p["extras"] != [[] for _ in p["extras"]] for p in objects["predictions"])
     assert body == orjson.dumps(objects) + b"\n"

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from kato_web.engine import index as index_module
 from kato_web.engine.index import PatternIndex
 from kato_web.engine.pattern import pattern_hash
-from kato_web.engine.predictor import RANK_KEYS, PatternRecord, PredictConfig, SymbolStats, predict
+from kato_web.engine.predictor import (RANK_KEYS, JSONList, PatternRecord, PredictConfig, SymbolStats,
+                                      predict)
 
 from .reference_impl import build_kb, reference_predict
 from .test_predictor_property import STATE_SYMBOLS, configs, learn, stm_strategy
@@ -70,6 +71,11 @@ def test_futures_json_is_orjson_of_the_list(learns, stm, cfg, path, names):
     assert orjson.loads(got[1]) == futures
     assert predict(stm, index, stats, cfg, futures_json=True) == got
     assert predict(stm, records, stats, cfg, futures_json=True) == got
+    # The predictions' objects written as JSON (emotives, matches, missing, extras, floats):
+    # orjson's bytes for the list, with its length; the direct engine gives the same.
+    as_json = index.predict(stm, stats, cfg, futures_json=True, predictions_json=True)
+    assert as_json == (JSONList(orjson.dumps(predictions), len(predictions)), want)
+    assert predict(stm, records, stats, cfg, futures_json=True, predictions_json=True) == as_json
 
 
 @pytest.mark.parametrize("vocabulary", [60, 3000])
@@ -78,7 +84,7 @@ def test_futures_json_on_a_larger_knowledge_base(vocabulary):
     records, symbols, weights, rng = _synthetic(1500, vocabulary, vocabulary + 1)
     stats = _stats(records)
     index = PatternIndex.from_records(records, stats)
-    sizes = []
+    sizes, kept = [], []
     for trial in range(6):
         base = rng.choice(records)
         stm = [[x] for x in base.flat[: rng.randint(2, 8)]]
@@ -90,9 +96,16 @@ def test_futures_json_on_a_larger_knowledge_base(vocabulary):
             got = index.predict(stm, stats, cfg, futures_json=True)
             assert got == (predictions, orjson.dumps(futures))
             sizes.append(len(futures))
+            for top in (0, 1, 100):  # the objects as JSON, however many are kept
+                capped = PredictConfig(recall_threshold=theta, max_predictions=top)
+                want = index.predict(stm, stats, capped)[0]
+                text, _ = index.predict(stm, stats, capped, futures_json=True, predictions_json=True)
+                assert text == JSONList(orjson.dumps(want), len(want))
+                kept.append(len(want))
         if trial < 2:  # the direct engine over records: the same bytes
             assert predict(stm, records, stats, cfg, futures_json=True) == got
     assert max(sizes) > 300
+    assert max(kept) == 100  # full pages of objects were written
 
 
 @given(st.lists(learn, min_size=1, max_size=12), stm_strategy, configs(),
