@@ -596,6 +596,50 @@ if _ddot is not None:
         return k, at
 
     @_jit
+    def _open_list(out, k, after_item):
+        """Write the '[' opening a list that is an item of a JSON list (after a ',' if not first)."""
+        if after_item:
+            out[k] = 44
+            k += 1
+        out[k] = 91
+        return k + 1
+
+    @_jit
+    def _close_list(out, k):
+        out[k] = 93  # ']'
+        return k + 1
+
+    @_jit
+    def _put_item(out, k, first, src, lo, hi):
+        """Write src[lo:hi] as an item of a JSON list: after a ',' unless it is the first."""
+        if not first:
+            out[k] = 44
+            k += 1
+        return _put(out, k, src, lo, hi)
+
+    @_jit
+    def _put_events(out, k, p, lo_ev, hi_ev, flat, pstart, ebstart, ebounds, sym_json, sym_off):
+        """Write events[lo_ev:hi_ev] of pattern p as a JSON list of lists of strings."""
+        a = pstart[p]
+        b0 = ebstart[p]
+        out[k] = 91
+        k += 1
+        for ev in range(lo_ev, hi_ev):
+            k = _open_list(out, k, ev > lo_ev)
+            lo = a + ebounds[b0 + ev]
+            hi = a + ebounds[b0 + ev + 1]
+            for t in range(lo, hi):
+                if t > lo:
+                    out[k] = 44
+                    k += 1
+                x = flat[t]
+                k = _put(out, k, sym_json, sym_off[x], sym_off[x + 1])
+            out[k] = 93
+            k += 1
+        out[k] = 93
+        return k + 1
+
+    @_jit
     def _futures_json(ps, starts, flat, pstart, ebstart, ebounds, sym_json, sym_off, counts,
                       agg_text, w_text):
         """Write ``orjson.dumps`` of the future_potentials list, byte for byte, as uint8.
@@ -637,30 +681,9 @@ if _ddot is not None:
                 out[k] = 44
                 k += 1
             k = _put(out, k, _J_FUTURE, 0, _J_FUTURE.shape[0])
-            out[k] = 91
-            k += 1
             p = ps[u]
-            a = pstart[p]
-            b0 = ebstart[p]
-            m = ebstart[p + 1] - b0 - 1
-            for ev in range(starts[u], m):
-                if ev > starts[u]:
-                    out[k] = 44
-                    k += 1
-                out[k] = 91
-                k += 1
-                lo = a + ebounds[b0 + ev]
-                hi = a + ebounds[b0 + ev + 1]
-                for t in range(lo, hi):
-                    if t > lo:
-                        out[k] = 44
-                        k += 1
-                    x = flat[t]
-                    k = _put(out, k, sym_json, sym_off[x], sym_off[x + 1])
-                out[k] = 93  # ']'
-                k += 1
-            out[k] = 93
-            k += 1
+            k = _put_events(out, k, p, starts[u], ebstart[p + 1] - ebstart[p] - 1, flat, pstart,
+                            ebstart, ebounds, sym_json, sym_off)
             k = _put(out, k, _J_AGG, 0, _J_AGG.shape[0])
             ka, k = _next_number(agg_text, ka + 1, out, k)
             k = _put(out, k, _J_SUP, 0, _J_SUP.shape[0])
@@ -696,32 +719,6 @@ if _ddot is not None:
     @_jit
     def _put_key(out, k, i):
         return _put(out, k, _P_KEYS, _P_KOFF[i], _P_KOFF[i + 1])
-
-    @_jit
-    def _put_events(out, k, p, lo_ev, hi_ev, flat, pstart, ebstart, ebounds, sym_json, sym_off):
-        """Write events[lo_ev:hi_ev] of pattern p as a JSON list of lists of strings."""
-        a = pstart[p]
-        b0 = ebstart[p]
-        out[k] = 91
-        k += 1
-        for ev in range(lo_ev, hi_ev):
-            if ev > lo_ev:
-                out[k] = 44
-                k += 1
-            out[k] = 91
-            k += 1
-            lo = a + ebounds[b0 + ev]
-            hi = a + ebounds[b0 + ev + 1]
-            for t in range(lo, hi):
-                if t > lo:
-                    out[k] = 44
-                    k += 1
-                x = flat[t]
-                k = _put(out, k, sym_json, sym_off[x], sym_off[x + 1])
-            out[k] = 93
-            k += 1
-        out[k] = 93
-        return k + 1
 
     @_jit
     def _predictions_json(tp, e1, e2, flat, pstart, ebstart, ebounds, sym_json, sym_off,
@@ -775,37 +772,25 @@ if _ddot is not None:
             m = ebstart[p + 1] - b0 - 1
             k = _put(out, k, heads, head_off[u], head_off[u + 1])
             # matches
-            k = _put_key(out, k, 0)
-            out[k] = 91
-            k += 1
+            k = _open_list(out, _put_key(out, k, 0), False)
             first = True
             for r in range(block, block + per[u]):
                 for t in range(jk[r, 0], jk[r, 0] + jk[r, 1]):
-                    if not first:
-                        out[k] = 44
-                        k += 1
-                    first = False
                     x = s_loc[t]
                     matched[x] = stamp
-                    k = _put(out, k, loc_json, loc_off[x], loc_off[x + 1])
+                    k = _put_item(out, k, first, loc_json, loc_off[x], loc_off[x + 1])
+                    first = False
             block += per[u]
-            out[k] = 93
-            k += 1
+            k = _close_list(out, k)
             k = _put_key(out, k, 1)
             k = _put_events(out, k, p, 0, e1[u], flat, pstart, ebstart, ebounds, sym_json, sym_off)
             k = _put_key(out, k, 2)
             k = _put_events(out, k, p, e1[u], e2[u], flat, pstart, ebstart, ebounds, sym_json,
                             sym_off)
             # missing: per present event, its symbols not matched
-            k = _put_key(out, k, 3)
-            out[k] = 91
-            k += 1
+            k = _open_list(out, _put_key(out, k, 3), False)
             for ev in range(e1[u], e2[u]):
-                if ev > e1[u]:
-                    out[k] = 44
-                    k += 1
-                out[k] = 91
-                k += 1
+                k = _open_list(out, k, ev > e1[u])
                 first = True
                 for t in range(a + ebounds[b0 + ev], a + ebounds[b0 + ev + 1]):
                     x = flat[t]
@@ -814,39 +799,22 @@ if _ddot is not None:
                         present[lx] = stamp
                         if matched[lx] == stamp:
                             continue
-                    if not first:
-                        out[k] = 44
-                        k += 1
+                    k = _put_item(out, k, first, sym_json, sym_off[x], sym_off[x + 1])
                     first = False
-                    k = _put(out, k, sym_json, sym_off[x], sym_off[x + 1])
-                out[k] = 93
-                k += 1
-            out[k] = 93
-            k += 1
+                k = _close_list(out, k)
+            k = _close_list(out, k)
             # extras: per state event, its symbols not in the present
-            k = _put_key(out, k, 4)
-            out[k] = 91
-            k += 1
+            k = _open_list(out, _put_key(out, k, 4), False)
             for ev in range(nev):
-                if ev:
-                    out[k] = 44
-                    k += 1
-                out[k] = 91
-                k += 1
+                k = _open_list(out, k, ev > 0)
                 first = True
                 for t in range(stm_eb[ev], stm_eb[ev + 1]):
                     x = s_loc[t]
-                    if present[x] == stamp:
-                        continue
-                    if not first:
-                        out[k] = 44
-                        k += 1
-                    first = False
-                    k = _put(out, k, loc_json, loc_off[x], loc_off[x + 1])
-                out[k] = 93
-                k += 1
-            out[k] = 93
-            k += 1
+                    if present[x] != stamp:
+                        k = _put_item(out, k, first, loc_json, loc_off[x], loc_off[x + 1])
+                        first = False
+                k = _close_list(out, k)
+            k = _close_list(out, k)
             # the floats, with "sequence" and "future" after the 7th
             kn += 1  # the row's '['
             for f in range(_P_NFLOATS):
