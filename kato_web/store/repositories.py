@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Float, Text, bindparam, case, cast, delete, func, insert, null, select, update
+from sqlalchemy import (Float, Integer, Text, bindparam, case, cast, delete, func, insert, null, select, text,
+                        update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -22,6 +23,34 @@ settings_t = Setting.__table__
 
 # SQLite caps bound parameters per statement; stay well below it.
 _ROWS_PER_STATEMENT = 500
+
+# The upserts of learning and session creation, as SQL that PostgreSQL and SQLite (3.35+) both
+# accept. The dialects' INSERT … ON CONFLICT constructs are never cached by SQLAlchemy (they
+# carry no cache key), so each use compiled them anew: ~0.5 ms of CPU per statement, two per
+# learn (measured: a learn request's CPU fell by ~2 ms). A text statement is compiled once;
+# its JSON parameters and results keep the columns' types.
+_PATTERN_UPSERT = """
+INSERT INTO patterns (kb_id, name, events, length, frequency, emotives, metadata, created_at,
+                      created_seq, updated_seq)
+VALUES (:p_kb_id, :p_name, :p_events, :p_length, 1, :p_emotives, :p_metadata, :p_now, :p_seq, :p_seq)
+ON CONFLICT (kb_id, name) DO UPDATE SET frequency = patterns.frequency + 1,
+                                        updated_seq = excluded.updated_seq
+RETURNING frequency, emotives, metadata"""
+
+_ENSURE_NODE = """
+INSERT INTO nodes (kb_id, created_at, change_seq, generation, vector_dim, total_unique_patterns,
+                   total_pattern_frequencies, total_symbols_in_patterns_frequencies, symbol_count)
+VALUES (:kb_id, :now, 0, 0, NULL, 0, 0, 0, 0)
+ON CONFLICT (kb_id) DO NOTHING"""
+
+_SYMBOLS_UPSERT = """
+INSERT INTO symbols (kb_id, symbol, frequency, pattern_member_frequency, updated_seq)
+VALUES {rows}
+ON CONFLICT (kb_id, symbol) DO UPDATE SET
+    frequency = symbols.frequency + excluded.frequency,
+    pattern_member_frequency = symbols.pattern_member_frequency + excluded.pattern_member_frequency,
+    updated_seq = excluded.updated_seq
+RETURNING symbol, frequency"""
 
 # Statements on the hot path are built once (with bound parameters) and reused:
 # building a Core statement and its cache key costs more CPU than running it
@@ -178,12 +207,9 @@ def list_sessions(conn: Connection, now: float, limit: int = 100, offset: int = 
 # ---------------------------------------------------------------- nodes
 
 def ensure_node(conn: Connection, kb_id: str, now: float) -> None:
-    stmt = _upsert(conn, nodes_t).values(
-        kb_id=kb_id, created_at=now, change_seq=0, generation=0, vector_dim=None,
-        total_unique_patterns=0, total_pattern_frequencies=0,
-        total_symbols_in_patterns_frequencies=0, symbol_count=0,
-    ).on_conflict_do_nothing(index_elements=["kb_id"])
-    conn.execute(stmt)
+    """Create the node's row unless it exists (every session creation asks)."""
+    conn.execute(_statement(("ensure_node",), lambda: text(_ENSURE_NODE).bindparams(
+        bindparam("now", type_=Float))), {"kb_id": kb_id, "now": now})
 
 
 def get_node(conn: Connection, kb_id: str) -> dict | None:
@@ -253,15 +279,9 @@ def learn_pattern(conn: Connection, kb_id: str, name: str, events: list, length:
     """
     node = lock_node_for_change(conn, kb_id, now)
     seq = node["change_seq"]
-    stmt = _upsert(conn, patterns_t).values(
-        kb_id=kb_id, name=name, events=events, length=length, frequency=1,
-        emotives=[], created_at=now, created_seq=seq, updated_seq=seq, **{"metadata": {}},
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["kb_id", "name"],
-        set_={"frequency": patterns_t.c.frequency + 1, "updated_seq": stmt.excluded.updated_seq},
-    ).returning(patterns_t.c.frequency, patterns_t.c.emotives, patterns_t.c["metadata"])
-    row = conn.execute(stmt).one()
+    row = conn.execute(_statement(("learn_pattern",), _pattern_upsert), {
+        "p_kb_id": kb_id, "p_name": name, "p_events": events, "p_length": length, "p_now": now,
+        "p_seq": seq, "p_emotives": [], "p_metadata": {}}).one()
     frequency, old_window, old_metadata = row[0], row[1], row[2]
     is_new = frequency == 1
     new_window = emotives_window_fn(old_window or [])
@@ -275,21 +295,15 @@ def learn_pattern(conn: Connection, kb_id: str, name: str, events: list, length:
     items = sorted(symbol_counts.items())
     for start in range(0, len(items), _ROWS_PER_STATEMENT):
         chunk = items[start:start + _ROWS_PER_STATEMENT]
-        ins = _upsert(conn, symbols_t).values([
-            {"kb_id": kb_id, "symbol": sym, "frequency": count,
-             "pattern_member_frequency": 1 if is_new else 0, "updated_seq": seq}
-            for sym, count in chunk
-        ])
-        ins = ins.on_conflict_do_update(
-            index_elements=["kb_id", "symbol"],
-            set_={"frequency": symbols_t.c.frequency + ins.excluded.frequency,
-                  "pattern_member_frequency": symbols_t.c.pattern_member_frequency
-                  + ins.excluded.pattern_member_frequency,
-                  "updated_seq": ins.excluded.updated_seq},
-        ).returning(symbols_t.c.symbol, symbols_t.c.frequency)
+        params = {"s_kb_id": kb_id, "s_member": 1 if is_new else 0, "s_seq": seq}
+        for k, (sym, count) in enumerate(chunk):
+            params[f"s{k}"] = sym
+            params[f"f{k}"] = count
+        rows = conn.execute(_statement(("learn_symbols", len(chunk)), lambda: _symbols_upsert(len(chunk))),
+                            params)
         counts = dict(chunk)
         # A row is new iff its frequency equals what this learn added (older rows are larger).
-        new_symbols += sum(1 for sym, freq in conn.execute(ins) if freq == counts[sym])
+        new_symbols += sum(1 for sym, freq in rows if freq == counts[sym])
 
     conn.execute(update(nodes_t).where(nodes_t.c.kb_id == kb_id).values(
         total_unique_patterns=nodes_t.c.total_unique_patterns + (1 if is_new else 0),
@@ -298,6 +312,19 @@ def learn_pattern(conn: Connection, kb_id: str, name: str, events: list, length:
         symbol_count=nodes_t.c.symbol_count + new_symbols,
     ))
     return {"frequency": frequency, "is_new": is_new, "seq": seq}
+
+
+def _pattern_upsert():
+    json = patterns_t.c.events.type
+    return (text(_PATTERN_UPSERT)
+            .bindparams(bindparam("p_events", type_=json), bindparam("p_emotives", type_=json),
+                        bindparam("p_metadata", type_=json), bindparam("p_now", type_=Float))
+            .columns(frequency=Integer, emotives=json, metadata=json))
+
+
+def _symbols_upsert(n: int):
+    rows = ", ".join(f"(:s_kb_id, :s{k}, :f{k}, :s_member, :s_seq)" for k in range(n))
+    return text(_SYMBOLS_UPSERT.format(rows=rows)).columns(symbol=Text, frequency=Integer)
 
 
 def clear_node(conn: Connection, kb_id: str, now: float) -> None:
