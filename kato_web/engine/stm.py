@@ -162,9 +162,12 @@ def _auto_learn_in_place(state: SessionState, cfg: StmConfig) -> LearnRequest | 
 
 def _enforce_limits(state: SessionState) -> None:
     """Cap STM and accumulators to their most recent entries (api.md §4.6)."""
-    state.stm = state.stm[-MAX_STM_EVENTS:]
-    state.emotives = state.emotives[-MAX_ACCUMULATOR:]
-    state.metadata = state.metadata[-MAX_ACCUMULATOR:]
+    if len(state.stm) > MAX_STM_EVENTS:
+        state.stm = state.stm[-MAX_STM_EVENTS:]
+    if len(state.emotives) > MAX_ACCUMULATOR:
+        state.emotives = state.emotives[-MAX_ACCUMULATOR:]
+    if len(state.metadata) > MAX_ACCUMULATOR:
+        state.metadata = state.metadata[-MAX_ACCUMULATOR:]
 
 
 def _at_least_two_symbols(stm: list[list[str]]) -> bool:
@@ -205,7 +208,10 @@ def _observe_in_place(
     if event:
         state.stm.append(event)
         if cfg.process_predictions and _at_least_two_symbols(state.stm):
-            prediction_stm = [list(e) for e in state.stm]
+            # The events themselves are never changed once in the STM (auto-learn and the
+            # limits replace the list, observe appends new events): a copy of the list is
+            # enough to keep this STM as it stands now, at a fraction of a deep copy's cost.
+            prediction_stm = list(state.stm)
         request = _auto_learn_in_place(state, cfg)
         if request is not None:
             learned.append(request)

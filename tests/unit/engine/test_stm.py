@@ -762,3 +762,20 @@ def test_observe_offers_predictions_only_from_two_symbols_on():
     assert two.prediction_stm == [["a", "b"]]
     three, _ = run([obs("a")])
     assert observe(three, obs("b"), DEFAULT).prediction_stm == [["a"], ["b"]]
+
+
+def test_an_in_place_prediction_stm_keeps_its_moment():
+    # The observe-time prediction STM is the STM right after its event: later observes on the
+    # same (in-place) state append to the state's STM, auto-learn replaces it, and neither may
+    # reach a prediction STM handed out before.
+    state, _ = run([obs("a"), obs("b")])
+    first = observe(state, obs("c"), DEFAULT, in_place=True)
+    assert first.prediction_stm == [["a"], ["b"], ["c"]]
+    observe(state, obs("d"), DEFAULT, in_place=True)
+    assert state.stm == [["a"], ["b"], ["c"], ["d"]]
+    assert first.prediction_stm == [["a"], ["b"], ["c"]]
+    learning = StmConfig(max_pattern_length=5, stm_mode="ROLLING")
+    fifth = observe(state, obs("e"), learning, in_place=True)
+    assert fifth.learned and state.stm == [["b"], ["c"], ["d"], ["e"]]
+    assert fifth.prediction_stm == [["a"], ["b"], ["c"], ["d"], ["e"]]
+    assert first.prediction_stm == [["a"], ["b"], ["c"]]
