@@ -127,9 +127,16 @@ def _trim_heap() -> None:
 
 def _apply_changes(conn, knowledge: NodeKnowledge, after: int, upto: int) -> bool:
     """Apply the rows changed in (after, upto] to the index; False if a reload is needed."""
+    return _apply_rows(knowledge, after, repo.patterns_changed_since(conn, knowledge.kb_id, after, upto),
+                       repo.symbols_changed_since(conn, knowledge.kb_id, after, upto))
+
+
+def _apply_rows(knowledge: NodeKnowledge, after: int, patterns: list[dict], symbols: list[tuple]) -> bool:
+    """Apply changed pattern and symbol rows (updated after `after`) to the index; False if a
+    reload is needed."""
     index = knowledge.index
     created, updated = [], []
-    for row in repo.patterns_changed_since(conn, knowledge.kb_id, after, upto):
+    for row in patterns:
         (created if row["created_seq"] > after else updated).append(row)
     for row in updated:
         position = index.position_of_seq(int(row["created_seq"]))
@@ -140,12 +147,37 @@ def _apply_changes(conn, knowledge: NodeKnowledge, after: int, upto: int) -> boo
     # so this makes results identical everywhere.
     index.add_many((row["name"], row["events"], row["frequency"], row["emotives"], row["created_seq"])
                    for row in sorted(created, key=lambda r: r["created_seq"]))
-    for symbol, pmf, _freq in repo.symbols_changed_since(conn, knowledge.kb_id, after, upto):
+    for symbol, pmf, _freq in symbols:
         index.set_pmf(symbol, int(pmf))
     return True
 
 
+def _take_counters(knowledge: NodeKnowledge, node: dict) -> None:
+    knowledge.generation, knowledge.seq = node["generation"], node["change_seq"]
+    knowledge.n_symbols = int(node["symbol_count"])
+    knowledge.total_unique_patterns = int(node["total_unique_patterns"])
+    knowledge.total_pattern_frequencies = int(node["total_pattern_frequencies"])
+
+
 def refresh(ctx: Context, knowledge: NodeKnowledge) -> None:
+    """Bring the worker's copy up to the node's latest committed state.
+
+    The common case — the same generation, some learns since — takes one statement (node row
+    and changed rows in one snapshot); a new generation (clear-all), a first load or changes
+    that cannot be applied incrementally reload in a snapshot transaction.
+    """
+    if knowledge.generation >= 0:
+        with ctx.db.statements(write=False) as conn:
+            node, patterns, symbols = repo.node_changes_since(conn, knowledge.kb_id, knowledge.seq)
+        if node is not None and node["generation"] == knowledge.generation:
+            if node["change_seq"] == knowledge.seq:
+                monitoring.knowledge_used("hit")
+                return
+            if _apply_rows(knowledge, knowledge.seq, patterns, symbols):
+                _take_counters(knowledge, node)
+                monitoring.knowledge_used("refresh", knowledge.kb_id, len(knowledge.index),
+                                          len(knowledge.pmf))
+                return
     with ctx.db.transaction(write=False, snapshot=True) as conn:
         node = repo.get_node(conn, knowledge.kb_id)
         if node is None:
@@ -163,10 +195,7 @@ def refresh(ctx: Context, knowledge: NodeKnowledge) -> None:
                 conn, knowledge, knowledge.seq, upto):
             _load_all(conn, knowledge, upto)
             result = "reload"
-        knowledge.generation, knowledge.seq = node["generation"], upto
-        knowledge.n_symbols = int(node["symbol_count"])
-        knowledge.total_unique_patterns = int(node["total_unique_patterns"])
-        knowledge.total_pattern_frequencies = int(node["total_pattern_frequencies"])
+        _take_counters(knowledge, node)
     monitoring.knowledge_used(result, knowledge.kb_id, len(knowledge.index), len(knowledge.pmf))
 
 

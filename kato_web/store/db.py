@@ -136,21 +136,22 @@ class Database:
                 yield conn
 
     @contextmanager
-    def statements(self) -> Iterator[Connection]:
+    def statements(self, write: bool = True) -> Iterator[Connection]:
         """Run a block whose statements are each atomic on their own (reads, one UPDATE).
 
         On PostgreSQL each statement commits by itself (autocommit): no BEGIN and COMMIT
         round trips around a request that makes one or two statements anyway. Use it only
         where no two statements must see or change the data together. SQLite keeps an
-        ordinary transaction (it costs no round trip there).
+        ordinary transaction (it costs no round trip there); `write=False` makes it a read
+        transaction, which does not wait for the database's write lock.
         """
         if self.sqlite:
-            with self.transaction() as conn:
+            with self.transaction(write=write) as conn:
                 yield conn
             return
         self._check_fork()
         with self.engine.connect() as conn:
-            conn.info["write"] = True
+            conn.info["write"] = write
             # Straight on the driver: SQLAlchemy's isolation_level option would ask the
             # server for the current level first, two round trips more than it saves.
             dbapi_conn = conn.connection.dbapi_connection

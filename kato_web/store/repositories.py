@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import (Float, Integer, Text, bindparam, case, cast, delete, func, insert, null, select, text,
-                        update)
+from sqlalchemy import (BigInteger, Float, Integer, Text, bindparam, case, cast, delete, func, insert, literal,
+                        null, select, text, union_all, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -346,6 +346,51 @@ def get_pattern(conn: Connection, kb_id: str, name: str) -> dict | None:
     row = conn.execute(select(patterns_t).where(patterns_t.c.kb_id == kb_id,
                                                 patterns_t.c.name == name)).mappings().first()
     return dict(row) if row else None
+
+
+def node_changes_since(conn: Connection, kb_id: str, after_seq: int
+                       ) -> tuple[dict | None, list[dict], list[tuple]]:
+    """Return (node row, patterns changed, symbols changed) in one statement: one snapshot.
+
+    The changes are the rows whose updated_seq is in (after_seq, the node's change_seq], the
+    same as ``patterns_changed_since``/``symbols_changed_since`` up to that change_seq in a
+    snapshot transaction, in one round trip instead of a transaction's five or more. The node
+    row holds "change_seq", "generation", "symbol_count", "total_unique_patterns",
+    "total_pattern_frequencies" (None: no such node).
+    """
+    rows = conn.execute(_statement(("node_changes",), _node_changes_statement),
+                        {"kb_id": kb_id, "after": after_seq}).all()
+    node, patterns, symbols = None, [], []
+    for kind, a, b, c, d, e, name, events, emotives in rows:
+        if kind == 0:
+            node = {"change_seq": a, "generation": b, "symbol_count": c, "total_unique_patterns": d,
+                    "total_pattern_frequencies": e}
+        elif kind == 1:
+            patterns.append({"name": name, "events": events, "frequency": c, "emotives": emotives,
+                             "length": d, "created_seq": a, "updated_seq": b})
+        else:
+            symbols.append((name, c, d))
+    return node, patterns, symbols
+
+
+def _node_changes_statement():
+    kb_id, after = bindparam("kb_id"), bindparam("after")
+    json_type = patterns_t.c.events.type
+    upto = select(nodes_t.c.change_seq).where(nodes_t.c.kb_id == kb_id).scalar_subquery()
+    no_int, no_text, no_json = cast(null(), BigInteger), cast(null(), Text), cast(null(), json_type)
+    node = select(literal(0, Integer).label("kind"), nodes_t.c.change_seq.label("a"),
+                  nodes_t.c.generation.label("b"), nodes_t.c.symbol_count.label("c"),
+                  nodes_t.c.total_unique_patterns.label("d"),
+                  nodes_t.c.total_pattern_frequencies.label("e"), no_text.label("name"),
+                  no_json.label("events"), no_json.label("emotives")).where(nodes_t.c.kb_id == kb_id)
+    patterns = select(literal(1, Integer), patterns_t.c.created_seq, patterns_t.c.updated_seq,
+                      patterns_t.c.frequency, patterns_t.c.length, no_int, patterns_t.c.name,
+                      patterns_t.c.events, patterns_t.c.emotives).where(
+        patterns_t.c.kb_id == kb_id, patterns_t.c.updated_seq > after, patterns_t.c.updated_seq <= upto)
+    symbols = select(literal(2, Integer), no_int, no_int, symbols_t.c.pattern_member_frequency,
+                     symbols_t.c.frequency, no_int, symbols_t.c.symbol, no_json, no_json).where(
+        symbols_t.c.kb_id == kb_id, symbols_t.c.updated_seq > after, symbols_t.c.updated_seq <= upto)
+    return union_all(node, patterns, symbols)
 
 
 def patterns_changed_since(conn: Connection, kb_id: str, after_seq: int, upto_seq: int) -> list[dict]:

@@ -75,3 +75,60 @@ def test_learned_json_values_round_trip(kato):
     assert row["events"] == events
     assert row["emotives"] == [{"joy": 0.25}, {"joy": -1.5}]
     assert row["metadata"] == {"tag": ["x", "ü"]}
+
+
+def test_node_changes_since_reads_what_the_snapshot_reads_in_one_statement(kato):
+    with kato.db.transaction() as conn:
+        _learn_events(conn, "chg_kato", [["a"], ["b"]])
+    with kato.db.transaction() as conn:
+        after = repo.get_node(conn, "chg_kato")["change_seq"]
+        _learn_events(conn, "chg_kato", [["a"], ["b"]], emotives={"joy": 1.0})  # an update
+        _learn_events(conn, "chg_kato", [["c", "é"], ["a"]])  # a new pattern, new symbols
+    with kato.db.transaction(write=False, snapshot=True) as conn:
+        node = repo.get_node(conn, "chg_kato")
+        upto = node["change_seq"]
+        want = (repo.patterns_changed_since(conn, "chg_kato", after, upto),
+                repo.symbols_changed_since(conn, "chg_kato", after, upto))
+    with kato.db.statements(write=False) as conn:
+        got_node, patterns, symbols = repo.node_changes_since(conn, "chg_kato", after)
+        missing = repo.node_changes_since(conn, "no_such_kato", 0)
+    by_seq = lambda rows: sorted(rows, key=lambda r: r["created_seq"])  # noqa: E731
+    assert by_seq(patterns) == by_seq(want[0]) and len(patterns) == 2
+    assert sorted(symbols) == sorted(want[1]) and {s for s, *_ in symbols} == {"a", "b", "c", "é"}
+    assert got_node == {k: node[k] for k in ("change_seq", "generation", "symbol_count",
+                                             "total_unique_patterns", "total_pattern_frequencies")}
+    assert [p["emotives"] for p in by_seq(patterns)][0] == [{"joy": 1.0}]
+    assert missing == (None, [], [])
+
+
+def test_a_worker_copy_refreshed_step_by_step_equals_a_fresh_load(kato):
+    # Learns from "another worker" (this process's store, not its copy), applied incrementally
+    # from one statement each time, give the index a full reload gives; after a clear-all (a
+    # new generation) the copy reloads.
+    from kato_web.engine.predictor import PredictConfig, predict
+    from kato_web.services import knowledge
+
+    from kato_web.services import monitoring
+
+    copy = knowledge.node_knowledge(kato, "step_kato")
+    refreshes = monitoring._rec.knowledge.get("refresh", 0)
+    for k in range(12):
+        with kato.db.transaction() as conn:
+            _learn_events(conn, "step_kato", [[f"s{k % 5}"], [f"t{k % 3}", "u"], ["v"]],
+                          emotives={"e": float(k)} if k % 4 == 0 else None)
+        copy = knowledge.node_knowledge(kato, "step_kato")
+        fresh = knowledge.NodeKnowledge("step_kato")
+        knowledge.refresh(kato, fresh)  # a first load: the snapshot path
+        stm, cfg = [["s1"], ["t1", "u"]], PredictConfig(recall_threshold=0.1)
+        with copy.lock:
+            assert predict(stm, copy.index, copy.stats(), cfg) == predict(stm, fresh.index, fresh.stats(), cfg)
+            assert (copy.seq, copy.n_symbols, copy.total_unique_patterns) == (
+                fresh.seq, fresh.n_symbols, fresh.total_unique_patterns)
+    assert len(copy.index) == 12  # (k mod 5, k mod 3) differ for k < 15: every learn was new
+    # The first learn created the node (a load); the eleven after it were applied incrementally.
+    assert monitoring._rec.knowledge.get("refresh", 0) - refreshes == 11
+    with kato.db.transaction() as conn:
+        repo.clear_node(conn, "step_kato", 9.0)
+        _learn_events(conn, "step_kato", [["new"], ["one"]])
+    copy = knowledge.node_knowledge(kato, "step_kato")
+    assert len(copy.index) == 1 and copy.n_symbols == 2
