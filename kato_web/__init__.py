@@ -7,7 +7,7 @@ import uuid
 
 from flask import Flask, g, request
 
-from kato_web import json_provider
+from kato_web import heap, json_provider
 from kato_web.config import Config
 from kato_web.errors import register_error_handlers
 from kato_web.extensions import cache, cache_config
@@ -36,6 +36,7 @@ def create_app(config: Config | None = None) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     register_request_hooks(app, config)
+    heap.init_app(app, config.trim_after_bytes, config.trim_delay_seconds)
     register_middleware(app, config)
     return app
 

@@ -164,6 +164,10 @@ class Config:
     fast_json: bool = True
     warm_up: bool = True
     fast_predict: bool = True
+    # Give freed heap memory back to the OS once responses larger than trim_after_bytes have
+    # stopped for trim_delay_seconds (heap.py; 0 bytes: never).
+    trim_after_bytes: int = 8 * 1024 * 1024
+    trim_delay_seconds: float = 5.0
     testing: bool = False
 
     @classmethod
@@ -188,6 +192,8 @@ class Config:
             fast_json=_env_bool("KATO_FAST_JSON", True),
             warm_up=_env_bool("KATO_WARM_UP", True),
             fast_predict=_env_bool("KATO_FAST_PREDICT", True),
+            trim_after_bytes=_env_int("KATO_TRIM_AFTER_BYTES", 8 * 1024 * 1024),
+            trim_delay_seconds=float(_env("KATO_TRIM_DELAY_SECONDS", "5.0")),
             admin_password=_env("KATO_ADMIN_PASSWORD"),
             secret_key=_env("KATO_SECRET_KEY"),
             expose_worker_pid=_env_bool("KATO_EXPOSE_WORKER_PID", False),

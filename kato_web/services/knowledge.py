@@ -19,7 +19,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 
-from kato_web import gcpause
+from kato_web import gcpause, heap
 from kato_web.engine import index as engine_index
 from kato_web.engine.index import PatternIndex
 from kato_web.engine.predictor import SymbolStats
@@ -103,7 +103,7 @@ def _load_all(conn, knowledge: NodeKnowledge, upto: int) -> None:
     if len(index) >= _FREEZE_AFTER:
         gc.collect()
         gc.freeze()
-        _trim_heap()
+        heap.trim()
 
 
 def _stream_into(conn, kb_id: str, upto: int, index: PatternIndex) -> None:
@@ -113,16 +113,6 @@ def _stream_into(conn, kb_id: str, upto: int, index: PatternIndex) -> None:
         events = _loads("[" + ",".join(events) + "]")
         emotives = [json.loads(text) if text not in ("[]", "null", None) else () for text in emotives]
         index.add_columns(names, events, frequencies, emotives, seqs)
-
-
-def _trim_heap() -> None:
-    """Give the load's freed heap back to the OS (glibc keeps it otherwise), where possible."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _apply_changes(conn, knowledge: NodeKnowledge, after: int, upto: int) -> bool:

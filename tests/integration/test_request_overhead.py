@@ -60,3 +60,49 @@ def test_predictions_embed_the_engines_json_byte_for_byte(app, client, new_sessi
     assert objects["count"] >= 3 and any(p["emotives"] for p in objects["predictions"])
     assert any(p["extras"] != [[] for _ in p["extras"]] for p in objects["predictions"])
     assert body == orjson.dumps(objects) + b"\n"
+
+
+def test_large_answers_give_the_heap_back_once_they_stop(database_url):
+    # heap.py: each response over KATO_TRIM_AFTER_BYTES, once sent, (re)arms a timer; one
+    # malloc_trim runs when none followed for KATO_TRIM_DELAY_SECONDS. Smaller answers arm
+    # nothing, and 0 bytes switches it off.
+    import platform
+    import time
+
+    from kato_web import create_app, heap
+
+    from ..conftest import make_config, wipe
+
+    glibc = platform.libc_ver()[0] == "glibc"
+    delay = 1.0
+    apps = [create_app(make_config(database_url, trim_after_bytes=after, trim_delay_seconds=delay))
+            for after in (1000, 0)]
+    try:
+        wipe(apps[0].extensions["kato"].db.engine)
+        client, unset = apps[0].test_client(), apps[1].test_client()
+        sid = client.post("/sessions", json={"node_id": "heap"}).get_json()["session_id"]
+        for k in range(12):  # some patterns, so the predictions answer is a few kB
+            client.post(f"/sessions/{sid}/observe-sequence", json={
+                "observations": [{"strings": ["a", f"x{k}"]}, {"strings": ["b"]}], "learn_at_end": True})
+        client.post(f"/sessions/{sid}/observe-sequence",
+                    json={"observations": [{"strings": ["a"]}, {"strings": ["b"]}]})
+
+        def trims_after(test_client, path, requests=1, expect_one=False):
+            before = heap.trims
+            for _ in range(requests):
+                response = test_client.get(path, buffered=True)  # buffered: closed once read
+                assert response.status_code == 200
+            assert heap.trims == before  # nothing while answers may still be coming
+            deadline = time.monotonic() + (delay + 10 if expect_one else 0)
+            while heap.trims == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(delay + 0.5)  # a (further) trim would have come by now
+            return heap.trims - before, len(response.data)
+
+        trimmed, size = trims_after(client, f"/sessions/{sid}/predictions", requests=3, expect_one=glibc)
+        assert size > 1000 and trimmed == (1 if glibc else 0)  # three large answers, one trim
+        assert trims_after(client, f"/sessions/{sid}")[0] == 0  # a small answer
+        assert trims_after(unset, f"/sessions/{sid}/predictions")[0] == 0  # switched off
+    finally:
+        for app in apps:
+            app.extensions["kato"].db.dispose()
