@@ -64,7 +64,7 @@ def trim_when_quiet(delay: float) -> None:
         _timer.start()
 
 
-def init_app(app, after_bytes: int, delay: float = 5.0) -> None:
+def init_app(app, after_bytes: int, delay: float) -> None:
     """Trim once responses larger than `after_bytes` (0: never) have stopped for `delay` s."""
     if after_bytes <= 0:
         return

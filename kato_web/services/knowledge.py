@@ -179,14 +179,10 @@ def refresh(ctx: Context, knowledge: NodeKnowledge) -> None:
         if node["generation"] == knowledge.generation and node["change_seq"] == knowledge.seq:
             monitoring.knowledge_used("hit")
             return
-        upto = node["change_seq"]
-        result = "refresh"
-        if node["generation"] != knowledge.generation or not _apply_changes(
-                conn, knowledge, knowledge.seq, upto):
-            _load_all(conn, knowledge, upto)
-            result = "reload"
+        # Incremental changes were tried above (or there is no copy yet): load everything.
+        _load_all(conn, knowledge, node["change_seq"])
         _take_counters(knowledge, node)
-    monitoring.knowledge_used(result, knowledge.kb_id, len(knowledge.index), len(knowledge.pmf))
+    monitoring.knowledge_used("reload", knowledge.kb_id, len(knowledge.index), len(knowledge.pmf))
 
 
 @contextlib.contextmanager
