@@ -37,6 +37,11 @@ PostgreSQL, 2026-11-27; docs/benchmarks.md has the full tables):
   fork (sockets must never be shared across processes), its metrics files and flusher
   thread, and its background warm-up of the prediction kernels (threads do not survive
   a fork); the master stays small. Preloading would only save import time at start.
+- No open API on the network by accident: without API keys, gunicorn refuses to bind a
+  non-loopback address unless KATO_ALLOW_ANONYMOUS=1 (on_starting, kato_web/web/auth.py).
+- Slow clients: a gthread worker reads a request's headers in one of its threads, so
+  clients that trickle bytes can hold every thread. Production runs behind nginx
+  (deploy/nginx.conf), which buffers whole requests before passing them on.
 - Prometheus multiprocess mode: every worker writes its metrics to files in
   PROMETHEUS_MULTIPROC_DIR, so a scrape of any worker sees them all. When the variable
   is unset a private temporary directory is made here (and removed on exit); stale
@@ -45,6 +50,7 @@ PostgreSQL, 2026-11-27; docs/benchmarks.md has the full tables):
 import glob
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -56,6 +62,9 @@ if _OWN_METRICS_DIR:
 os.environ.setdefault("KATO_SERVER_STARTED_AT", repr(time.time()))
 
 from kato_web.config import ServerSettings  # noqa: E402
+from kato_web.web import wire_errors  # noqa: E402
+
+wire_errors.install()  # gunicorn's own 400/414/431 answers in JSON too
 
 _server = ServerSettings.from_env()
 
@@ -79,6 +88,13 @@ loglevel = _server.log_level
 
 
 def on_starting(server):
+    # Before any socket is bound: an open API on a non-loopback address must be meant.
+    from kato_web.config import Config
+    from kato_web.web.auth import anonymous_bind_refusal
+
+    refusal = anonymous_bind_refusal(Config.from_env(), list(server.cfg.bind))
+    if refusal:
+        sys.exit(refusal)
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(metrics_dir, exist_ok=True)
     # Files left by an earlier run would be added to this run's counts.

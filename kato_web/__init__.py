@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import uuid
 
 from flask import Flask, g, request
@@ -13,6 +12,7 @@ from kato_web.errors import register_error_handlers
 from kato_web.extensions import cache, cache_config
 from kato_web.services.context import Context
 from kato_web.store.db import Database
+from kato_web.web import guard, limiter, request_body
 
 __version__ = "1.0.0"
 
@@ -23,7 +23,8 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.config.update(
         MAX_CONTENT_LENGTH=config.max_request_bytes,
-        SECRET_KEY=config.secret_key or secrets.token_hex(32),
+        # None: the admin cookie key is made once and kept in the database (admin/cookie_session.py).
+        SECRET_KEY=config.secret_key or None,
         JSON_SORT_KEYS=False,
         TESTING=config.testing,
         SESSION_COOKIE_HTTPONLY=True,
@@ -36,8 +37,16 @@ def create_app(config: Config | None = None) -> Flask:
     register_blueprints(app)
     register_error_handlers(app)
     register_request_hooks(app, config)
+    guard.init_app(app, tuple(config.cors_origins))
+    limiter.init_app(app)
     heap.init_app(app, config.trim_after_bytes, config.trim_delay_seconds)
     register_middleware(app, config)
+    if config.proxy_count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        # Trust exactly that many proxies' X-Forwarded-For/-Proto/-Host (client address for
+        # rate limits and the audit log; HTTPS for Secure cookies), never a client's own.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=config.proxy_count, x_proto=config.proxy_count,
+                                x_host=config.proxy_count)
     return app
 
 
@@ -72,6 +81,8 @@ def register_middleware(app: Flask, config: Config) -> None:
     from kato_web.api import monitoring
 
     compression.init_app(app, config.max_request_bytes, config.gzip_min_bytes, config.gzip_level)
+    # Outside the gzip layer: a broken chunked body is a 400 for every reader of the body.
+    app.wsgi_app = request_body.SafeInputMiddleware(app.wsgi_app)
     monitoring.init_app(app, config.server.access_log, config.metrics_flush_seconds)
 
 
@@ -88,8 +99,6 @@ def register_request_hooks(app: Flask, config: Config) -> None:
             session_id = request.headers.get("X-Session-ID") or request.cookies.get("session_id")
         if session_id:
             response.headers["X-Session-ID"] = session_id
-        response.headers.setdefault("Access-Control-Allow-Origin", request.headers.get("Origin", "*"))
-        response.headers.setdefault("Access-Control-Allow-Credentials", "true")
         if config.expose_worker_pid:
             response.headers["X-Worker-PID"] = str(os.getpid())
         return response

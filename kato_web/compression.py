@@ -23,6 +23,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from kato_web.errors import ApiError
+from kato_web.web.request_body import MalformedBody
 
 try:
     from isal.igzip import compress as _isal_compress
@@ -98,7 +99,7 @@ class GzipRequestMiddleware:
             body = _inflate(environ["wsgi.input"], length, self.max_bytes)
         except _TooLarge:
             environ[ERROR_KEY] = 413
-        except (zlib.error, EOFError, OSError):
+        except (zlib.error, EOFError, OSError, MalformedBody):
             environ[ERROR_KEY] = 400
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))

@@ -76,6 +76,11 @@ def _parse_default(key: str, raw: str):
     return raw
 
 
+def _secure_mode(raw: str) -> str:
+    value = raw.strip().lower()
+    return {"true": "1", "yes": "1", "on": "1", "false": "0", "no": "0", "off": "0"}.get(value, value)
+
+
 def session_defaults_from_env() -> dict:
     """Return the 22 session defaults, each overridable by KATO_<KEY upper-case>."""
     defaults = {}
@@ -169,6 +174,53 @@ class Config:
     trim_after_bytes: int = 8 * 1024 * 1024
     trim_delay_seconds: float = 5.0
     testing: bool = False
+    # Security (README "Security"). Bounds on what one session may hold, checked before
+    # anything is stored: longer lifetimes (422), more STM events (422), a larger STM (413).
+    max_session_ttl: int = 30 * 24 * 3600
+    max_stm_events: int = 10_000
+    max_stm_bytes: int = 4 * 1024 * 1024
+    max_symbol_bytes: int = 1024
+    # Browser origins allowed to call the API (flask-cors); none by default.
+    cors_origins: tuple = ()
+    # "key[:node_prefix[:ro]]" entries, comma-separated (kato_web/web/auth.py); keys made on
+    # the admin page live in the database.
+    api_keys: str | None = None
+    allow_anonymous: bool = False
+    # Secure admin cookies: "auto" (when the request came over HTTPS), or always / never.
+    cookie_secure: str = "auto"
+    # How many reverse proxies stand in front (their X-Forwarded-For/-Proto are trusted).
+    proxy_count: int = 0
+    admin_login_limit: str = "10 per minute"
+    admin_login_global_limit: str = "60 per minute"
+    audit_retention_days: int = 90
+
+    def validate(self) -> "Config":
+        """Refuse settings that cannot work, with a message naming the variable."""
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(message)
+        need(1 <= self.max_session_ttl <= 2 ** 31 - 1, "KATO_MAX_SESSION_TTL must be 1 to 2147483647 seconds")
+        need(1 <= self.session_ttl <= self.max_session_ttl, "KATO_SESSION_TTL must be 1 to KATO_MAX_SESSION_TTL")
+        need(self.max_stm_events >= 1, "KATO_MAX_STM_EVENTS must be at least 1")
+        need(self.max_stm_bytes >= 1024, "KATO_MAX_STM_BYTES must be at least 1024")
+        # PostgreSQL's B-tree index entries hold about 2.7 kB; the symbol shares one with the node id.
+        need(1 <= self.max_symbol_bytes <= 2048, "KATO_MAX_SYMBOL_BYTES must be 1 to 2048")
+        need(self.cookie_secure in ("auto", "1", "0"), "KATO_COOKIE_SECURE must be auto, 1 or 0")
+        need(0 <= self.proxy_count <= 10, "KATO_PROXY_COUNT must be 0 to 10")
+        need(self.audit_retention_days >= 1, "KATO_AUDIT_RETENTION_DAYS must be at least 1")
+        for origin in self.cors_origins:
+            need(origin == "*" or origin.startswith(("http://", "https://")),
+                 f"KATO_CORS_ORIGINS: {origin!r} is not an origin like https://app.example.com")
+        from limits import parse_many
+        for name, value in (("KATO_ADMIN_LOGIN_LIMIT", self.admin_login_limit),
+                            ("KATO_ADMIN_LOGIN_GLOBAL_LIMIT", self.admin_login_global_limit)):
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(f"{name} must be a rate like '10 per minute'") from None
+        from kato_web.web.auth import parse_env_keys
+        parse_env_keys(self.api_keys)  # raises ValueError naming KATO_API_KEYS
+        return self
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -197,4 +249,17 @@ class Config:
             admin_password=_env("KATO_ADMIN_PASSWORD"),
             secret_key=_env("KATO_SECRET_KEY"),
             expose_worker_pid=_env_bool("KATO_EXPOSE_WORKER_PID", False),
-        )
+            max_session_ttl=_env_int("KATO_MAX_SESSION_TTL", 30 * 24 * 3600),
+            max_stm_events=_env_int("KATO_MAX_STM_EVENTS", 10_000),
+            max_stm_bytes=_env_int("KATO_MAX_STM_BYTES", 4 * 1024 * 1024),
+            max_symbol_bytes=_env_int("KATO_MAX_SYMBOL_BYTES", 1024),
+            cors_origins=tuple(o.strip().rstrip("/") for o in (_env("KATO_CORS_ORIGINS") or "").split(",")
+                               if o.strip()),
+            api_keys=_env("KATO_API_KEYS"),
+            allow_anonymous=_env_bool("KATO_ALLOW_ANONYMOUS", False),
+            cookie_secure=_secure_mode(_env("KATO_COOKIE_SECURE", "auto")),
+            proxy_count=_env_int("KATO_PROXY_COUNT", 0),
+            admin_login_limit=_env("KATO_ADMIN_LOGIN_LIMIT", "10 per minute"),
+            admin_login_global_limit=_env("KATO_ADMIN_LOGIN_GLOBAL_LIMIT", "60 per minute"),
+            audit_retention_days=_env_int("KATO_AUDIT_RETENTION_DAYS", 90),
+        ).validate()

@@ -2,8 +2,12 @@
 
 The CSRF token is random per browser session, sent back in a hidden form field, and
 compared in constant time on every POST; a POST without it is refused before any view
-runs. The login marker is an HMAC of the password under the app's secret key, so the
-cookie reveals nothing about the password and a new password signs everyone out.
+runs. A sign-in is a row in the database (admin_sessions) named in the cookie: signing out
+deletes the row, so a copy of the cookie is worthless afterwards. The cookie also carries an
+HMAC of the password under the signing key, so a new password signs everyone out. The
+signing key is random and kept in the database (kato_web/services/security.py), or
+KATO_SECRET_KEY: never derived from the password, which a cookie would let its holder guess
+offline.
 """
 from __future__ import annotations
 
@@ -11,21 +15,14 @@ import hashlib
 import hmac
 import secrets
 
-from flask import current_app, request, session
+from flask import current_app, g, request, session
+
+from kato_web.services import security as svc
 
 CSRF_FIELD = "csrf_token"
 _CSRF_KEY = "admin_csrf"
 _LOGIN_KEY = "admin_login"
-# Stretching makes guessing the password from a cookie signature slow, when the signing
-# key has to be derived from it (no KATO_SECRET_KEY); an iteration count like Werkzeug's
-# own password hashing would slow every worker's start, this one costs some 50 ms.
-_KEY_ITERATIONS = 100_000
-
-
-def derived_secret_key(password: str) -> str:
-    """Return a signing key every worker derives alike from the admin password."""
-    return hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), b"kato-web admin session",
-                               _KEY_ITERATIONS).hex()
+_SESSION_KEY = "admin_sid"
 
 
 def csrf_token() -> str:
@@ -49,19 +46,33 @@ def _login_marker(password: str) -> str:
     return hmac.new(key, b"admin:" + password.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def _ctx():
+    return current_app.extensions["kato"]
+
+
 def log_in(password: str) -> None:
     # A fresh session (and CSRF token) on login, so a token planted beforehand is useless.
     session.clear()
+    session[_SESSION_KEY] = svc.start_admin_session(_ctx())
     session[_LOGIN_KEY] = _login_marker(password)
     csrf_token()
+    g.kato_admin = True
 
 
 def logged_in(password: str | None) -> bool:
+    cached = getattr(g, "kato_admin", None)
+    if cached is not None:
+        return cached
     marker = session.get(_LOGIN_KEY)
-    if not password or not isinstance(marker, str):
-        return False
-    return hmac.compare_digest(marker.encode("utf-8"), _login_marker(password).encode("utf-8"))
+    sid = session.get(_SESSION_KEY)
+    ok = bool(password) and isinstance(marker, str) and isinstance(sid, str) and hmac.compare_digest(
+        marker.encode("utf-8"), _login_marker(password).encode("utf-8")) and svc.admin_session_live(_ctx(), sid)
+    g.kato_admin = ok
+    return ok
 
 
 def log_out() -> None:
+    sid = session.get(_SESSION_KEY)
+    svc.end_admin_session(_ctx(), sid if isinstance(sid, str) else None)
     session.clear()
+    g.kato_admin = False

@@ -6,10 +6,13 @@ import math
 
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
                    url_for)
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, default_exceptions
 
 from kato_web.admin import security
+from kato_web.errors import KatoError
 from kato_web.services import admin as svc
+from kato_web.services import security as sec_svc
+from kato_web.web import limiter
 from kato_web.services.context import Context
 
 log = logging.getLogger("kato_web.admin")
@@ -18,10 +21,12 @@ bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="template
                static_folder="static")
 
 NAV = (("settings", "admin.settings", "Settings"), ("preview", "admin.preview", "Threshold preview"),
-       ("nodes", "admin.nodes", "Knowledge"), ("sessions", "admin.sessions", "Sessions"))
+       ("nodes", "admin.nodes", "Knowledge"), ("sessions", "admin.sessions", "Sessions"),
+       ("keys", "admin.keys", "API keys"), ("audit", "admin.audit", "Audit log"))
 SECTIONS = {"admin.settings": "settings", "admin.preview": "preview", "admin.nodes": "nodes",
             "admin.patterns": "nodes", "admin.pattern": "nodes", "admin.sessions": "sessions",
-            "admin.session": "sessions"}
+            "admin.session": "sessions", "admin.keys": "keys", "admin.revoke_key": "keys",
+            "admin.audit": "audit"}
 
 # No script runs in the admin area at all, and nothing is loaded from elsewhere.
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -30,15 +35,6 @@ CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 
 
 def _ctx() -> Context:
     return current_app.extensions["kato"]
-
-
-@bp.record_once
-def _signing_key(state) -> None:
-    # Without KATO_SECRET_KEY every worker would pick a random key of its own, and a login
-    # made on one worker would not be recognised by the next.
-    config = state.app.extensions["kato"].config
-    if not config.secret_key and config.admin_password:
-        state.app.secret_key = security.derived_secret_key(config.admin_password)
 
 
 @bp.before_request
@@ -51,7 +47,9 @@ def _guard():
     if request.method == "POST" and not security.csrf_valid():
         abort(400, "The form's security token is missing or out of date, so nothing was changed. "
                    "Reload the page and try again.")
-    if request.endpoint != "admin.login" and not security.logged_in(kato.config.admin_password):
+    signed_in = security.logged_in(kato.config.admin_password)
+    sec_svc.current_actor.set(sec_svc.Actor("admin" if signed_in else "anonymous", limiter.client_address()))
+    if request.endpoint != "admin.login" and not signed_in:
         return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
     return None
 
@@ -62,8 +60,6 @@ def _headers(response):
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
-    # The API answers any origin; the admin area only its own (the app's hook keeps this value).
-    response.headers["Access-Control-Allow-Origin"] = request.host_url.rstrip("/")
     if request.endpoint != "admin.static":
         response.headers["Cache-Control"] = "no-store"
     return response
@@ -72,6 +68,15 @@ def _headers(response):
 @bp.errorhandler(HTTPException)
 def _http_error(err: HTTPException):
     return render_template("admin/error.html", error=err), err.code or 500
+
+
+@bp.errorhandler(KatoError)
+def _request_error(err: KatoError):
+    # Raised by the app-wide request checks (gzip, NUL, …) before an admin view ran.
+    detail = err.body.get("detail") if isinstance(err.body, dict) else None
+    message = detail if isinstance(detail, str) else "The request could not be accepted."
+    error = default_exceptions.get(err.status, BadRequest)(description=message)
+    return render_template("admin/error.html", error=error), err.status
 
 
 @bp.errorhandler(Exception)
@@ -116,9 +121,18 @@ def login():
     kato = _ctx()
     next_url = _safe_next(request.values.get("next"))
     if request.method == "POST":
+        try:
+            limiter.count_login_attempt()
+        except limiter.TooManyAttempts as exc:
+            sec_svc.record_now(kato, "admin_login", outcome="limited")
+            message = f"Too many sign-in attempts. Try again in {exc.retry_after} s."
+            return render_template("admin/login.html", error=message, next=next_url), 429, {
+                "Retry-After": str(exc.retry_after)}
         if svc.password_matches(kato, request.form.get("password", "")):
+            sec_svc.current_actor.set(sec_svc.Actor("admin", limiter.client_address()))
             security.log_in(kato.config.admin_password)
             return redirect(next_url or url_for("admin.settings"))
+        sec_svc.record_now(kato, "admin_login", outcome="failed")
         return render_template("admin/login.html", error="Wrong password.", next=next_url), 401
     if security.logged_in(kato.config.admin_password):
         return redirect(next_url or url_for("admin.settings"))
@@ -201,6 +215,66 @@ def session(session_id):
     if detail is None:
         abort(404, f"There is no live session {session_id}.")
     return render_template("admin/session.html", s=detail)
+
+
+def _utc(ts: float | None) -> str:
+    return sec_svc.iso_utc(ts) if ts else ""
+
+
+def _keys_page(form: dict, errors: dict, new_key: str | None = None, new_row: dict | None = None, status=200):
+    kato = _ctx()
+    rows = [dict(k, created=_utc(k["created_at"]), revoked=_utc(k["revoked_at"])) for k in sec_svc.list_keys(kato)]
+    env_keys = len(current_app.extensions["kato.keys"].env_keys)
+    return render_template("admin/keys.html", keys=rows, form=form, errors=errors, new_key=new_key,
+                           new_row=new_row, env_keys=env_keys), status
+
+
+@bp.route("/keys", methods=["GET", "POST"])
+def keys():
+    if request.method == "GET":
+        return _keys_page({"name": "", "node_prefix": "", "read_only": False}, {})
+    form = {"name": request.form.get("name", "").strip(), "node_prefix": request.form.get("node_prefix", "").strip(),
+            "read_only": request.form.get("read_only") == "1"}
+    errors = {}
+    if not form["name"] or len(form["name"]) > 100:
+        errors["name"] = "Give the key a name of 1 to 100 characters."
+    if len(form["node_prefix"]) > 200:
+        errors["node_prefix"] = "At most 200 characters."
+    if errors:
+        return _keys_page(form, errors, status=422)
+    key, row = sec_svc.create_key(_ctx(), form["name"], form["node_prefix"] or None, form["read_only"])
+    current_app.extensions["kato.keys"].forget()
+    # Shown in this answer only (no redirect: the key must not sit in a flash cookie).
+    return _keys_page({"name": "", "node_prefix": "", "read_only": False}, {}, new_key=key, new_row=row)
+
+
+@bp.post("/keys/<int:key_id>/revoke")
+def revoke_key(key_id):
+    row = sec_svc.revoke_key(_ctx(), key_id)
+    if row is None:
+        abort(404, "There is no live key with that id.")
+    current_app.extensions["kato.keys"].forget()
+    flash(f"Revoked {row['key_prefix']}… ({row['name']}); other workers stop accepting it within seconds.")
+    return redirect(url_for("admin.keys"))
+
+
+@bp.get("/audit")
+def audit():
+    args = request.args
+    form = {"action": args.get("action", "").strip(), "q": args.get("q", "").strip(),
+            "hours": args.get("hours", "").strip()}
+    try:
+        hours = float(form["hours"]) if form["hours"] else None
+        if hours is not None and not 0 < hours <= 24 * 36500:
+            raise ValueError
+    except ValueError:
+        abort(400, "Hours must be a number above 0.")
+    listing = sec_svc.audit_page(_ctx(), form["action"][:40], form["q"][:200], hours,
+                                 svc.page_number(args.get("page", 1)))
+    for row in listing["rows"]:
+        row["when"] = _utc(row["at"])
+    return render_template("admin/audit.html", listing=listing, form=form,
+                           retention=_ctx().config.audit_retention_days)
 
 
 @bp.route("/<path:_unknown>", methods=["GET", "POST"])

@@ -2,7 +2,9 @@
 from flask import Blueprint, current_app, g, jsonify
 
 from kato_web import gcpause
+from kato_web.errors import RequestValidationError, SessionNotFound
 from kato_web.services.context import Context
+from kato_web.services.sessions import session_live
 
 
 def ctx() -> Context:
@@ -12,6 +14,16 @@ def ctx() -> Context:
 def mark_session(session_id: str) -> None:
     """Echo the session id in X-Session-ID (api.md §1), like KATO's middleware."""
     g.session_id = session_id
+
+
+def session_body(session_id: str, parse_body):
+    """Return parse_body()'s value; when it refuses the body, a missing session wins (api.md §2.3)."""
+    try:
+        return parse_body()
+    except RequestValidationError:
+        if not session_live(ctx(), session_id):
+            raise SessionNotFound(session_id) from None
+        raise
 
 
 def add_session_route(bp: Blueprint, rule: str, method: str, func, large_answer: bool = False) -> None:

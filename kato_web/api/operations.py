@@ -6,26 +6,19 @@ import uuid
 from flask import Blueprint, current_app, jsonify, request
 
 from kato_web import gcpause, json_provider
-from kato_web.api.context import add_session_route, ctx, mark_session
-from kato_web.api.schemas import ObservationRequest, ObservationSequenceRequest, parse, read_json
+from kato_web.api.context import add_session_route, ctx, mark_session, session_body
+from kato_web.api.schemas import (ObservationRequest, ObservationSequenceRequest, check_symbols, parse,
+                                  read_json)
 from kato_web.engine.observation import Observation
-from kato_web.errors import RequestValidationError
 from kato_web.services import operations as ops
 from kato_web.services import patterns as pattern_svc
 from kato_web.services import predict as predict_svc
-from kato_web.services.sessions import open_session
 
 bp = Blueprint("operations", __name__)
 
 
 def _validated(model, session_id: str):
-    """Validate the body, but let a missing session win over a bad body (api.md §2.3)."""
-    try:
-        return parse(model, read_json(request))
-    except RequestValidationError:
-        with ctx().db.transaction() as conn:
-            open_session(ctx(), conn, session_id)
-        raise
+    return session_body(session_id, lambda: parse(model, read_json(request)))
 
 
 def _observation(item: ObservationRequest, unique_id: str | None) -> Observation:
@@ -33,9 +26,16 @@ def _observation(item: ObservationRequest, unique_id: str | None) -> Observation
                        emotives=dict(item.emotives), metadata=dict(item.metadata), unique_id=unique_id)
 
 
+def _check_symbols(items: list[ObservationRequest], loc: list) -> None:
+    limit = ctx().config.max_symbol_bytes
+    for i, item in enumerate(items):
+        check_symbols(item.strings, loc(i), limit)
+
+
 @bp.post("/sessions/<session_id>/observe")
 def observe(session_id):
     body = _validated(ObservationRequest, session_id)
+    _check_symbols([body], lambda i: ["body", "strings"])
     # /observe ignores a client unique_id and always makes one (api.md §6.1)
     result = ops.observe(ctx(), session_id, _observation(body, "obs-" + uuid.uuid4().hex))
     mark_session(session_id)
@@ -45,6 +45,7 @@ def observe(session_id):
 @bp.post("/sessions/<session_id>/observe-sequence")
 def observe_sequence(session_id):
     body = _validated(ObservationSequenceRequest, session_id)
+    _check_symbols(body.observations, lambda i: ["body", "observations", i, "strings"])
     observations = [_observation(item, item.unique_id or None) for item in body.observations]
     result = ops.observe_sequence(ctx(), session_id, observations, body.learn_after_each,
                                   body.learn_at_end, body.clear_stm_between)

@@ -6,14 +6,19 @@ strings become floats for emotives, numbers are not strings) and the same
 """
 from __future__ import annotations
 
-import json
-import re
 from typing import Any, Optional
 
 from flask import Request
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
 
 from kato_web.errors import RequestValidationError
+from kato_web.web.request_body import INT64_MAX, INT64_MIN, parse_json_bytes
+
+
+# Emotives are summed and averaged over events and patterns, and vectors summed per event:
+# a bound far above any real value keeps every such sum finite (1e308 + 1e308 is infinity,
+# which no JSON column can hold).
+MAX_MAGNITUDE = 1e100
 
 
 class _Body(BaseModel):
@@ -45,8 +50,8 @@ class ObservationRequest(_Body):
     @classmethod
     def _finite(cls, v):
         for value in v.values():
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ValueError("emotive values must be finite numbers")
+            if not abs(value) <= MAX_MAGNITUDE:  # NaN fails too
+                raise ValueError(f"emotive values must be finite numbers of magnitude at most {MAX_MAGNITUDE:g}")
         return v
 
     @field_validator("vectors")
@@ -54,8 +59,8 @@ class ObservationRequest(_Body):
     def _finite_vectors(cls, v):
         for vector in v:
             for value in vector:
-                if value != value or value in (float("inf"), float("-inf")):
-                    raise ValueError("vector values must be finite numbers")
+                if not abs(value) <= MAX_MAGNITUDE:
+                    raise ValueError(f"vector values must be finite numbers of magnitude at most {MAX_MAGNITUDE:g}")
         return v
 
 
@@ -64,6 +69,23 @@ class ObservationSequenceRequest(_Body):
     learn_after_each: bool = False
     learn_at_end: bool = False
     clear_stm_between: bool = False
+
+
+def check_symbols(strings: list[str], loc: list, max_bytes: int) -> None:
+    """Refuse (422) a symbol longer than KATO_MAX_SYMBOL_BYTES in UTF-8.
+
+    Symbols are keys of the symbol statistics (an indexed column), and an index entry has
+    a size limit (PostgreSQL's B-tree takes about 2.7 kB): an enormous symbol would fail at
+    learn time, after it was accepted into the STM.
+    """
+    errors = []
+    for i, symbol in enumerate(strings):
+        if len(symbol) * 4 > max_bytes and len(symbol.encode("utf-8")) > max_bytes:
+            errors.append({"type": "string_too_long", "loc": loc + [i],
+                           "msg": f"String should have at most {max_bytes} bytes (UTF-8)",
+                           "input": symbol[:64] + "…", "ctx": {"max_length": max_bytes}})
+    if errors:
+        raise RequestValidationError(errors)
 
 
 def _error_items(exc: ValidationError, prefix: tuple) -> list[dict]:
@@ -78,46 +100,19 @@ def _error_items(exc: ValidationError, prefix: tuple) -> list[dict]:
     return items
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def reject_lone_surrogates(raw: bytes) -> None:
-    """Refuse (422) a body whose JSON escapes make a string with a lone UTF-16 surrogate.
-
-    JSON allows ``"\\ud800"``, but such a string is not Unicode text: it cannot be stored in
-    PostgreSQL or written back out as UTF-8, so accepting it would fail later (a 500, or a
-    node whose patterns can no longer be served). Raw UTF-8 cannot carry surrogates at all, so
-    only bodies with a surrogate escape are checked, by encoding what they parse to.
-    """
-    if not _SURROGATE_ESCAPE.search(raw):
-        return
-    try:
-        json.dumps(json.loads(raw), ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise RequestValidationError([{"type": "string_unicode", "loc": ["body"],
-                                       "msg": "Input should be a valid string: lone UTF-16 surrogate",
-                                       "input": None}]) from None
-    except ValueError:
-        return  # not valid JSON: the caller's own parse reports that
-
-
 def read_json(request: Request, required: bool = True) -> Any:
-    """Return the parsed JSON body, or raise a 422 like FastAPI for a missing or broken one."""
+    """Return the parsed JSON body, or raise a 422 like FastAPI for a missing or refused one.
+
+    The parse is strict (kato_web/web/request_body.py): whatever it lets through can be
+    stored and served on both databases.
+    """
     raw = request.get_data(cache=True)
     if not raw.strip():
         if required:
             raise RequestValidationError([{"type": "missing", "loc": ["body"], "msg": "Field required",
                                            "input": None}])
         return None
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        pos = getattr(exc, "pos", 0) or 0
-        raise RequestValidationError([{"type": "json_invalid", "loc": ["body", pos],
-                                       "msg": "JSON decode error", "input": {},
-                                       "ctx": {"error": getattr(exc, "msg", str(exc))}}]) from None
-    reject_lone_surrogates(raw)
-    return body
+    return parse_json_bytes(raw)
 
 
 def parse(model: type[BaseModel], payload: Any):
@@ -128,15 +123,30 @@ def parse(model: type[BaseModel], payload: Any):
         raise RequestValidationError(_error_items(exc, ("body",))) from None
 
 
-def query_int(request: Request, name: str, default: int) -> int:
-    """Read an integer query parameter, raising shape C when it is not one."""
+def query_int(request: Request, name: str, default: int, ge: int | None = None, le: int | None = None) -> int:
+    """Read an integer query parameter, raising shape C when it is not one or out of range.
+
+    Every integer parameter is bounded (at least to int64): an unbounded one would
+    overflow a database column or a date computation further in.
+    """
     raw = request.args.get(name)
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise RequestValidationError([{
             "type": "int_parsing", "loc": ["query", name],
             "msg": "Input should be a valid integer, unable to parse string as an integer",
             "input": raw}]) from None
+    low = INT64_MIN if ge is None else ge
+    high = INT64_MAX if le is None else le
+    if value < low:
+        raise RequestValidationError([{"type": "greater_than_equal", "loc": ["query", name],
+                                       "msg": f"Input should be greater than or equal to {low}",
+                                       "input": raw, "ctx": {"ge": low}}])
+    if value > high:
+        raise RequestValidationError([{"type": "less_than_equal", "loc": ["query", name],
+                                       "msg": f"Input should be less than or equal to {high}",
+                                       "input": raw, "ctx": {"le": high}}])
+    return value

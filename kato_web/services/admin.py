@@ -15,11 +15,13 @@ import re
 import time
 from dataclasses import dataclass
 
+import orjson
+
 from kato_web.engine.pattern import PATTERN_PREFIX, strip_prefix
 from kato_web.engine.predictor import PredictConfig, predict
 from kato_web.engine.stm import SessionState
 from kato_web.services import predict as predict_svc
-from kato_web.services import session_config
+from kato_web.services import security, session_config
 from kato_web.services.context import Context
 from kato_web.services.knowledge import node_knowledge
 from kato_web.services.sessions import iso_z, server_defaults
@@ -204,6 +206,8 @@ def save_settings(ctx: Context, form: dict) -> tuple[dict, list[str]]:
                 repo.save_setting(conn, key, value, now)
             if value != before[key]:
                 changed.append(key)
+                security.record(ctx, conn, "setting_changed", target=key,
+                                detail={"old": before[key], "new": value})
     return {}, changed
 
 
@@ -221,12 +225,14 @@ class PreviewError(ValueError):
 def parse_stm(text: str) -> list[list[str]]:
     """Parse an STM typed as JSON: a list of events, each a list of strings."""
     try:
-        stm = json.loads(text)
+        # orjson: strict UTF-8 text (no lone surrogates), no NaN, bounded nesting.
+        stm = orjson.loads(text.encode("utf-8", "surrogatepass"))
     except (ValueError, TypeError):
         raise PreviewError("stm", 'Not valid JSON; write a list of events, e.g. [["a"], ["b", "c"]]') from None
     if not isinstance(stm, list) or not all(
-            isinstance(event, list) and all(isinstance(s, str) for s in event) for event in stm):
-        raise PreviewError("stm", "Must be a list of events, each a list of strings")
+            isinstance(event, list) and all(isinstance(s, str) and "\x00" not in s for s in event)
+            for event in stm):
+        raise PreviewError("stm", "Must be a list of events, each a list of strings (without NUL)")
     return [list(event) for event in stm if event]
 
 
@@ -353,6 +359,9 @@ def _page_number(page) -> int:
         return max(1, int(page))
     except (TypeError, ValueError):
         return 1
+
+
+page_number = _page_number
 
 
 def _pages(total: int, per_page: int) -> int:

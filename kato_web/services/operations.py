@@ -6,11 +6,13 @@ so concurrent requests on one session never lose an event. Learning goes through
 """
 from __future__ import annotations
 
+import orjson
+
 from kato_web.engine import stm as stm_engine
 from kato_web.engine.observation import Observation, VectorDimensionError
 from kato_web.engine.pattern import LearnRequest, merge_metadata, push_emotive_window
 from kato_web.errors import ApiError
-from kato_web.services import monitoring, predict
+from kato_web.services import monitoring, predict, security
 from kato_web.services.context import Context
 from kato_web.services.session_config import effective_config
 from kato_web.services.sessions import open_session, open_session_with_defaults
@@ -76,6 +78,24 @@ def _lock_dimension(ctx: Context, conn, kb_id: str, dim: int | None, expected: i
                                    expected_dimension=locked, actual_dimension=dim)
 
 
+def check_stm_bounds(ctx: Context, stm: list) -> None:
+    """Refuse an STM above KATO_MAX_STM_EVENTS (422) or KATO_MAX_STM_BYTES (413), before storing.
+
+    Without a bound a session with auto-learn off grows with every observe, and each observe
+    rewrites the whole STM: a client could make every later request slower and fill the disk.
+    """
+    limit = ctx.config.max_stm_events
+    if len(stm) > limit:
+        raise ApiError(422, [{"type": "too_long", "loc": ["body"],
+                              "msg": f"The session's STM would hold {len(stm)} events; at most {limit} are "
+                                     "allowed (learn or clear it first)",
+                              "input": None, "ctx": {"max_length": limit}}])
+    size_limit = ctx.config.max_stm_bytes
+    # orjson writes the STM's JSON in C (~30 us for 1,000 events): the size as stored.
+    if len(orjson.dumps(stm)) > size_limit:
+        raise ApiError(413, f"The session's STM would exceed {size_limit} bytes; learn or clear it first")
+
+
 def _dimension_error(err: VectorDimensionError) -> ApiError:
     return ApiError(400, err.as_detail())
 
@@ -111,6 +131,7 @@ def observe(ctx: Context, session_id: str, obs: Observation) -> dict:
             _lock_dimension(ctx, conn, row["kb_id"], outcome.vector_dimension, expected)
         except VectorDimensionError as err:
             raise _dimension_error(err) from None
+        check_stm_bounds(ctx, outcome.state.stm)
         values = {"state": _state_row(outcome.state)}
         # An observation that adds no event leaves no observe-time predictions (api.md §7.3.1).
         values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
@@ -136,6 +157,7 @@ def observe_sequence(ctx: Context, session_id: str, observations: list[Observati
             _lock_dimension(ctx, conn, row["kb_id"], outcome.vector_dimension, expected)
         except VectorDimensionError as err:
             raise _dimension_error(err) from None
+        check_stm_bounds(ctx, outcome.state.stm)
         if observations:
             values = {"state": _state_row(outcome.state)}
             split = outcome.learns_before_prediction
@@ -197,6 +219,8 @@ def clear_all(ctx: Context, session_id: str) -> dict:
     with ctx.db.transaction() as conn:
         row = open_session(ctx, conn, session_id)
         repo.clear_node(conn, row["kb_id"], ctx.clock())
+        security.record(ctx, conn, "clear_all", target=row["node_id"], detail={"kb_id": row["kb_id"],
+                                                                             "session_id": session_id})
         state = stm_engine.clear_stm(stm_engine.SessionState.from_dict(row["state"]))
         repo.update_session(conn, session_id, state=state.to_dict(), prediction_input=None, predictions=[])
     return {"status": "cleared", "session_id": session_id, "scope": "all"}

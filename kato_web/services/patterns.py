@@ -10,17 +10,20 @@ DEPRECATION = ("Node-level {what} is deprecated: there is no node-level state an
                "Use GET /sessions/{{session_id}}/{what} instead.")
 
 
+def requested_node(query_node: str | None, test_id: str | None, node_header: str | None) -> str:
+    """Pick the node id of a node-level request (api.md §3.3)."""
+    if query_node is not None:
+        return query_node
+    if test_id:
+        return test_id if test_id.startswith("test_") else "test_" + test_id
+    if node_header:
+        return node_header
+    return "default_node"
+
+
 def resolve_node(ctx: Context, query_node: str | None, test_id: str | None, node_header: str | None) -> str:
     """Pick the node of a node-level request and return its kb id (api.md §3.3)."""
-    if query_node is not None:
-        node = query_node
-    elif test_id:
-        node = test_id if test_id.startswith("test_") else "test_" + test_id
-    elif node_header:
-        node = node_header
-    else:
-        node = "default_node"
-    return kb_id_for(node, ctx.config.service_name)
+    return kb_id_for(requested_node(query_node, test_id, node_header), ctx.config.service_name)
 
 
 def pattern_view(row: dict) -> dict:

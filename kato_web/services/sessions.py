@@ -14,6 +14,7 @@ from kato_web.errors import ApiError, SessionNotFound
 from kato_web.services import session_config
 from kato_web.services.context import Context
 from kato_web.store import repositories as repo
+from kato_web.store import security as sec_repo
 
 _NODE_UNSAFE = re.compile(r'[/\\. "$*<>:|?\-]')
 KB_ID_MAX = 60
@@ -119,6 +120,18 @@ def create_session(ctx: Context, node_id: str, metadata: dict | None, ttl_second
 def count_sessions(ctx: Context) -> int:
     with ctx.db.statements() as conn:
         return repo.count_live_sessions(conn, ctx.clock())
+
+
+def session_live(ctx: Context, session_id: str) -> bool:
+    """Tell whether a session is live, changing nothing (not even its expiry)."""
+    return session_node(ctx, session_id) is not None
+
+
+def session_node(ctx: Context, session_id: str) -> str | None:
+    """Return the node id of a live session (None when there is none), changing nothing."""
+    with ctx.db.transaction(write=False) as conn:
+        owner = sec_repo.session_owner(conn, session_id)
+    return owner[0] if owner is not None and owner[1] > ctx.clock() else None
 
 
 def session_exists(ctx: Context, session_id: str) -> dict:

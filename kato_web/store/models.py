@@ -5,7 +5,7 @@ stored as float Unix epochs so SQLite and PostgreSQL behave the same.
 """
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -93,3 +93,63 @@ class Setting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[object] = mapped_column(JSON, nullable=False)
     updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class ApiKey(Base):
+    """An API key made on the admin page: only its SHA-256 is kept (the key is shown once)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(16), nullable=False)  # shown to tell keys apart
+    node_prefix: Mapped[str | None] = mapped_column(Text, nullable=True)  # None: every node
+    read_only: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class AuditEvent(Base):
+    """Who did what: admin logins, setting changes, keys, clear-all (README "Security")."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+    action: Mapped[str] = mapped_column(String(40), nullable=False, index=True)
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)  # "admin", "key kato_ab12…", "anonymous"
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    target: Mapped[str | None] = mapped_column(Text, nullable=True)  # node, key or setting
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False, default="ok")
+    detail: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+
+
+class AppSecret(Base):
+    """Secrets the app makes once and every worker and instance shares (the cookie key)."""
+
+    __tablename__ = "app_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class AdminSession(Base):
+    """A signed-in admin browser: logout deletes the row, so a copied cookie dies with it."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+
+
+class RateLimit(Base):
+    """Fixed-window counters of the rate limiter, shared by every worker (web/ratelimit.py)."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
