@@ -55,9 +55,18 @@ if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kato-metrics-")
 os.environ.setdefault("KATO_SERVER_STARTED_AT", repr(time.time()))
 
-from kato_web.config import ServerSettings  # noqa: E402
+import sys  # noqa: E402
 
-_server = ServerSettings.from_env()
+from kato_web.config import Config, ConfigError  # noqa: E402
+
+# Every KATO_* variable is checked here, in the master, before anything binds or forks: a bad
+# value stops the start with one line naming it (no traceback, no worker boot loop).
+try:
+    _config = Config.from_env()
+except ConfigError as _err:
+    print(f"kato-web: configuration error: {_err}", file=sys.stderr, flush=True)
+    sys.exit(2)
+_server = _config.server
 
 bind = _server.bind
 workers = _server.workers

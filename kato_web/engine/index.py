@@ -45,6 +45,7 @@ import gc
 import glob
 import math
 import os
+import threading
 from contextlib import contextmanager
 from time import perf_counter
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -1984,10 +1985,20 @@ class PatternIndex:
         return index
 
 
+_kernels_ready = threading.Event()
+
+
+def kernels_ready() -> bool:
+    """Whether every kernel is loaded in this process (warm_up finished)."""
+    return _kernels_ready.is_set()
+
+
 def warm_up() -> bool:
     """Load (or compile, the first time) every kernel, off the request path; return FAST."""
     if not FAST:
         return False
+    if _kernels_ready.is_set():
+        return True
     index = PatternIndex()
     index.add_many([("0" * 40, [["a", "b"], ["c"], ["d"]], 1, (), 1),
                     ("1" * 40, [["b"], ["x"]], 2, (), 2)])
@@ -2008,4 +2019,5 @@ def warm_up() -> bool:
     one = np.ones(1, _I64)
     _count_bound(index._indptr, index._positions, index._counts, one * 0, one, index._indexed,
                  index._n, index._pstart, 3, 0.5, 0, 10, 0, np.zeros(index._indexed, np.int32))
+    _kernels_ready.set()
     return True

@@ -191,6 +191,11 @@ def count_live_sessions(conn: Connection, now: float) -> int:
                         .where(sessions_t.c.expires_at > now)).scalar_one()
 
 
+def count_sessions(conn: Connection) -> int:
+    """Every session row, expired ones included."""
+    return conn.execute(select(func.count()).select_from(sessions_t)).scalar_one()
+
+
 def delete_expired_sessions(conn: Connection, now: float) -> int:
     return conn.execute(delete(sessions_t).where(sessions_t.c.expires_at <= now)).rowcount
 
