@@ -52,9 +52,8 @@ def cmd_serve(config: Config, args) -> int:
 def cmd_stats(config: Config, args) -> int:
     """Print nodes, patterns and sessions (live and expired) as one JSON object."""
     from kato_web.store import repositories as repo
-    from kato_web.store.db import Database
 
-    db = Database(config.database_url, 1, 0)
+    db = _database(config)
     try:
         now = time.time()
         with db.transaction(write=False) as conn:
@@ -75,6 +74,65 @@ def cmd_stats(config: Config, args) -> int:
     return 0
 
 
+def _database(config: Config):
+    from kato_web.store.db import Database
+
+    return Database(config.database_url, 1, 0)
+
+
+def cmd_sweep_sessions(config: Config, args) -> int:
+    """Delete every expired session now (the service also does this every KATO_SESSION_SWEEP_SECONDS)."""
+    from kato_web.services import sweep
+
+    db = _database(config)
+    try:
+        result = sweep.sweep_expired_sessions(db, batch=args.batch or config.session_sweep_batch)
+    finally:
+        db.dispose()
+    print(f"deleted {result.deleted} expired sessions in {result.seconds:.2f} s ({result.batches} batches)")
+    return 0
+
+
+def cmd_export(config: Config, args) -> int:
+    from kato_web.services import transfer
+
+    db = _database(config)
+    try:
+        kb_id = transfer.resolve_node(db, args.node, config.service_name)
+        if kb_id is None:
+            print(f"kato-web: no node {args.node!r} (nor {args.node}_{config.service_name})", file=sys.stderr)
+            return 1
+        if args.output and args.output != "-":
+            with open(args.output, "w", encoding="utf-8") as out:
+                header = transfer.export_node(db, kb_id, out)
+        else:
+            header = transfer.export_node(db, kb_id, sys.stdout)
+    finally:
+        db.dispose()
+    print(f"exported node {kb_id}: {header['patterns']} patterns, {header['symbols']} symbols",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_import(config: Config, args) -> int:
+    from kato_web.services import transfer
+
+    db = _database(config)
+    try:
+        result = transfer.import_file(db, args.file, kb_id=args.node)
+    except transfer.MalformedExport as err:
+        print(f"kato-web: {args.file}: {err}; nothing imported", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"kato-web: {err}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(f"imported node {result['node']}: {result['patterns']} patterns, {result['symbols']} symbols "
+          "(its previous content replaced)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m kato_web",
@@ -88,10 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("gunicorn_args", nargs=argparse.REMAINDER,
                        help="extra gunicorn options, passed through")
     sub.add_parser("stats", help="print counts of nodes, patterns and sessions as JSON")
+    sweep = sub.add_parser("sweep-sessions", help="delete every expired session now")
+    sweep.add_argument("--batch", type=int, default=None, help="rows per delete (KATO_SESSION_SWEEP_BATCH)")
+    export = sub.add_parser("export", help="write one node's patterns, symbol statistics and counters "
+                                           "as JSON Lines (docs/operations.md)")
+    export.add_argument("node", metavar="NODE", help="the node's kb_id, or its node_id")
+    export.add_argument("-o", "--output", default="-", help="file to write (default: standard output)")
+    imp = sub.add_parser("import", help="replace a node's content with an export file, in one "
+                                        "transaction (a malformed line: nothing imported)")
+    imp.add_argument("file", metavar="FILE", help="a file written by export")
+    imp.add_argument("--node", default=None, help="import into this kb_id instead of the file's node")
     return parser
 
 
-COMMANDS = {"migrate": cmd_migrate, "check": cmd_check, "serve": cmd_serve, "stats": cmd_stats}
+COMMANDS = {"migrate": cmd_migrate, "check": cmd_check, "serve": cmd_serve, "stats": cmd_stats,
+            "sweep-sessions": cmd_sweep_sessions, "export": cmd_export, "import": cmd_import}
 
 
 def main(argv: list[str] | None = None) -> int:

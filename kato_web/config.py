@@ -160,6 +160,9 @@ class ServerSettings(_Settings):
     backlog: int = Field(default=2048, ge=1)
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    # gunicorn's control socket (gunicornc): unset gives each instance its own path under
+    # instance/ named after its bind address; "off" disables it.
+    control_socket: str | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -208,7 +211,22 @@ class Config(_Settings):
     # stopped for trim_delay_seconds (heap.py; 0 bytes: never).
     trim_after_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
     trim_delay_seconds: float = Field(default=5.0, ge=0)
+    # Each worker's in-memory node indexes are a cache of the database, bounded by this many MiB:
+    # least-recently-used nodes are dropped beyond it (a node larger than the budget alone is
+    # still served; 0: no bound). services/knowledge.py, docs/operations.md.
+    index_memory_mb: int = Field(default=512, ge=0)
+    # Expired sessions are deleted every session_sweep_seconds by one worker at a time, in
+    # batches of session_sweep_batch rows (services/sweep.py; 0 s: never).
+    session_sweep_seconds: float = Field(default=60.0, ge=0)
+    session_sweep_batch: int = Field(default=1000, ge=1, le=100_000)
+    # "text": gunicorn's and the app's plain lines; "json": one JSON object per line for all.
+    log_format: Literal["text", "json"] = "text"
     testing: bool = False
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

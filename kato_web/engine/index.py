@@ -1988,6 +1988,14 @@ class PatternIndex:
 _kernels_ready = threading.Event()
 
 
+def kernel_cache_dir() -> str | None:
+    """Where numba keeps the compiled kernels on disk (next to this file, or NUMBA_CACHE_DIR)."""
+    try:
+        return os.path.dirname(_build_postings._cache._cache_path + os.sep)
+    except (NameError, AttributeError):
+        return None
+
+
 def kernels_ready() -> bool:
     """Whether every kernel is loaded in this process (warm_up finished)."""
     return _kernels_ready.is_set()
