@@ -100,6 +100,7 @@ class Gunicorn:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
+        self.stop()  # never leave a server behind that could come up later on a shared database
         raise RuntimeError("gunicorn did not become ready")
 
     def stop(self) -> None:
