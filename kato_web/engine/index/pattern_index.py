@@ -52,8 +52,8 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import orjson
 
-from . import metrics as mx
-from .predictor import JSONList, PatternRecord, PredictConfig, RANK_KEYS, SymbolStats
+from .. import metrics as mx
+from ..predictor import JSONList, PatternRecord, PredictConfig, RANK_KEYS, SymbolStats
 
 __all__ = ["FAST", "PatternIndex", "use_compiled", "warm_up"]
 
@@ -1602,7 +1602,7 @@ class PatternIndex:
         ``predictions_json``, the predictions come as a ``JSONList``: ``orjson.dumps`` of the
         list of objects, byte for byte, and their number.
         """
-        from .predictor import predict as direct
+        from ..predictor import predict as direct
 
         if cfg.rank_sort_algo not in RANK_KEYS:
             raise ValueError(f"unknown rank_sort_algo: {cfg.rank_sort_algo!r}")
