@@ -44,7 +44,7 @@ PostgreSQL, 2026-11-27; docs/benchmarks.md has the full tables):
   instances under one user would fight over it; each instance gets its own, named after its
   bind address, under instance/ (KATO_CONTROL_SOCKET overrides it, "off" disables it).
 - logs: KATO_LOG_FORMAT=json puts gunicorn's error and access loggers and the app's logger
-  in one JSON-per-line format (kato_web/logs.py).
+  in one JSON-per-line format (kato_web/web/logs.py).
 - Prometheus multiprocess mode: every worker writes its metrics to files in
   PROMETHEUS_MULTIPROC_DIR, so a scrape of any worker sees them all. When the variable
   is unset a private temporary directory is made here (and removed on exit); stale
@@ -65,7 +65,7 @@ os.environ.setdefault("KATO_SERVER_STARTED_AT", repr(time.time()))
 
 import sys  # noqa: E402
 
-from kato_web.config import Config, ConfigError  # noqa: E402
+from kato_web.config import Config, ConfigError, unknown_variables  # noqa: E402
 
 # Every KATO_* variable is checked here, in the master, before anything binds or forks: a bad
 # value stops the start with one line naming it (no traceback, no worker boot loop).
@@ -75,6 +75,8 @@ except ConfigError as _err:
     print(f"kato-web: configuration error: {_err}", file=sys.stderr, flush=True)
     sys.exit(2)
 _server = _config.server
+for _name in unknown_variables():
+    print(f"kato-web: warning: {_name} is set but no setting reads it (a typo?)", file=sys.stderr, flush=True)
 
 bind = _server.bind
 workers = _server.workers
@@ -94,7 +96,7 @@ accesslog = None
 errorlog = "-"
 loglevel = _server.log_level
 if _config.log_format == "json":
-    from kato_web.logs import gunicorn_logconfig  # noqa: E402
+    from kato_web.web.logs import gunicorn_logconfig  # noqa: E402
 
     logconfig_dict = gunicorn_logconfig("json", _server.log_level)
 

@@ -32,8 +32,12 @@ def cmd_check(config: Config, args) -> int:
     """Configuration, database (reachable, migrations at head) and kernels; non-zero if any fails."""
     from kato_web.services import readiness
 
+    from kato_web.config import unknown_variables
+
     print(f"configuration: ok ({_safe_url(config.database_url)}, {config.server.workers} workers x "
           f"{config.server.threads} threads)")
+    for name in unknown_variables():
+        print(f"configuration: warning: {name} is set but no setting reads it (a typo?)")
     report = readiness.check_all(config, compile_kernels=True)
     for name, (ok, detail) in report.items():
         print(f"{name}: {'ok' if ok else 'FAILED'} ({detail})")

@@ -19,36 +19,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kato_web.services import session_config
+
+# The service's version, as GET / and GET /status report it.
+VERSION = "1.0.0"
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 ENV_PREFIX = "KATO_"
 
-# The 22 session configuration keys, in the order KATO emits them (api.md §5.5),
-# with kato-web's defaults (spec/README.md decision 3: filter_pipeline is []).
-SESSION_DEFAULTS: dict = {
-    "max_pattern_length": 0,
-    "persistence": 5,
-    "recall_threshold": 0.1,
-    "indexer_type": "VI",
-    "max_predictions": 100,
-    "sort_symbols": True,
-    "process_predictions": True,
-    "use_token_matching": True,
-    "stm_mode": "CLEAR",
-    "rank_sort_algo": "potential",
-    "filter_pipeline": [],
-    "length_min_ratio": 0.5,
-    "length_max_ratio": 2.0,
-    "jaccard_threshold": 0.3,
-    "jaccard_min_overlap": 2,
-    "minhash_threshold": 0.7,
-    "minhash_bands": 20,
-    "minhash_rows": 5,
-    "minhash_num_hashes": 100,
-    "bloom_false_positive_rate": 0.01,
-    "max_candidates_per_stage": 100000,
-    "enable_filter_metrics": True,
-}
+# The 22 session settings' defaults live with their rules (services/session_config.py).
+SESSION_DEFAULTS = session_config.SESSION_DEFAULTS
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -104,8 +85,7 @@ def _parse_default(key: str, raw: str):
 def session_defaults_from_env() -> dict:
     """Return the 22 session defaults, each overridable by KATO_<KEY upper-case>, checked with
     the rules of a session's own overrides (api.md §5.2); ConfigError on the first bad one."""
-    from kato_web.services.session_config import STM_MODES, check_values  # imports this module
-
+    STM_MODES, check_values = session_config.STM_MODES, session_config.check_values
     defaults = {}
     for key, value in SESSION_DEFAULTS.items():
         name = env_name(key)
@@ -178,7 +158,6 @@ class Config(_Settings):
     """Everything the app reads from the environment."""
 
     database_url: str = Field(default_factory=default_database_url)
-    cache_url: str | None = None
     service_name: str = Field(default="kato", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     session_ttl: int = Field(default=3600, ge=1)
     session_auto_extend: bool = True
@@ -192,7 +171,7 @@ class Config(_Settings):
     db_pre_ping: bool = True
     db_ping_idle_seconds: float = Field(default=5.0, ge=0)
     # Responses over gzip_min_bytes are gzipped for clients that accept it; level 1 because
-    # CPU, not bandwidth, runs out first. Levels 0-3 use ISA-L, 4-9 zlib (compression.py).
+    # CPU, not bandwidth, runs out first. Levels 0-3 use ISA-L, 4-9 zlib (web/compression.py).
     gzip_min_bytes: int = Field(default=1024, ge=0)
     gzip_level: int = Field(default=1, ge=0, le=9)
     # How often a worker pushes its request figures to the metrics shared by all workers.
@@ -202,13 +181,13 @@ class Config(_Settings):
     admin_password: str | None = None
     secret_key: str | None = None
     expose_worker_pid: bool = False
-    # orjson for responses (json_provider.py); load the prediction kernels in the background
-    # when a worker starts (services/knowledge.py); the compiled prediction path (engine/index.py).
+    # orjson for responses (web/json_provider.py); load the prediction kernels before serving
+    # (wsgi.py, prepare_kernels); the compiled prediction path (engine/index/).
     fast_json: bool = True
     warm_up: bool = True
     fast_predict: bool = True
     # Give freed heap memory back to the OS once responses larger than trim_after_bytes have
-    # stopped for trim_delay_seconds (heap.py; 0 bytes: never).
+    # stopped for trim_delay_seconds (web/heap.py; 0 bytes: never).
     trim_after_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
     trim_delay_seconds: float = Field(default=5.0, ge=0)
     # Each worker's in-memory node indexes are a cache of the database, bounded by this many MiB:
@@ -242,13 +221,6 @@ class Config(_Settings):
             raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
         return value
 
-    @field_validator("cache_url")
-    @classmethod
-    def _cache_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL (unset: in-process cache)")
-        return value
-
     @classmethod
     def from_env(cls) -> "Config":
         """Read and check every KATO_* variable; ConfigError (one line) on the first bad one."""
@@ -259,6 +231,21 @@ class Config(_Settings):
             if _env(env_name(name)) is None:
                 overrides[name] = server.threads
         return _from_env(cls, _EnvConfig, **overrides)
+
+
+# KATO_* variables read elsewhere than Config: the test suite's, CI's and one gunicorn.conf.py
+# passes to its workers.
+OTHER_VARIABLES = frozenset({"KATO_TEST_DATABASE_URL", "KATO_CI_POSTGRES_URL", "KATO_UPDATE_SCREENSHOTS",
+                             "KATO_SERVER_STARTED_AT"})
+
+
+def unknown_variables(environ=None) -> list[str]:
+    """KATO_* variables that no setting reads (a typo, or a setting this version does not have)."""
+    environ = os.environ if environ is None else environ
+    known = {env_name(f) for f in Config.model_fields if f not in ("server", "session_defaults")}
+    known |= {env_name(f) for f in ServerSettings.model_fields}
+    known |= {env_name(k) for k in SESSION_DEFAULTS}
+    return sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known | OTHER_VARIABLES)
 
 
 def _from_env(model: type[_Settings], reader: type[BaseSettings], **overrides) -> _Settings:

@@ -19,8 +19,9 @@ from flask import Blueprint, Flask, Response, jsonify, request
 
 from kato_web.api.context import ctx
 from kato_web.api.schemas import query_int
-from kato_web.errors import ApiError
+from kato_web.services import knowledge
 from kato_web.services import monitoring as svc
+from kato_web.web.errors import ApiError
 
 bp = Blueprint("monitoring", __name__)
 
@@ -114,7 +115,7 @@ def cache_stats():
 @bp.post("/cache/invalidate")
 def cache_invalidate():
     try:
-        return jsonify(svc.cache_invalidate(ctx(), request.args.get("session_id")))
+        return jsonify(knowledge.invalidate(ctx(), request.args.get("session_id")))
     except Exception as exc:  # KATO's shape for a failed invalidation (api.md §7.6)
         raise ApiError(500, f"Cache invalidation failed: {type(exc).__name__}") from exc
 
@@ -180,8 +181,8 @@ def _header(headers, name: str) -> str | None:
 
 def configure_logging(log_access: bool, log_format: str = "text") -> None:
     """Send access lines to stdout and errors (with tracebacks) to gunicorn's error log or stderr,
-    in one format (kato_web/logs.py)."""
-    from kato_web import logs
+    in one format (kato_web/web/logs.py)."""
+    from kato_web.web import logs
 
     logs.app_logger(log_format)
     if log_access and not access_log.handlers:

@@ -53,7 +53,6 @@ def test_direct_construction_reads_no_environment(env):
     ("KATO_SESSION_AUTO_EXTEND", "perhaps", "boolean"),
     ("KATO_LOG_LEVEL", "loud", "'debug', 'info', 'warning', 'error' or 'critical'"),
     ("KATO_DATABASE_URL", "mysql://db/kato", "sqlite:// or postgresql+psycopg://"),
-    ("KATO_CACHE_URL", "memcached://x", "redis://"),
     ("KATO_STM_MODE", "SIDEWAYS", "CLEAR, ROLLING"),
     ("KATO_FILTER_PIPELINE", "length,sieve", "filter names"),
     ("KATO_MAX_PREDICTIONS", "0", "between 1 and 10000"),
@@ -98,3 +97,12 @@ def test_bad_setting_stops_gunicorn_before_it_serves(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "kato-web: configuration error: KATO_WORKERS='-3' is not allowed: "
         "must be greater than or equal to 1"]
+
+
+def test_unknown_kato_variables_are_named(env):
+    from kato_web.config import unknown_variables
+
+    env.setenv("KATO_WORKRES", "3")  # a typo of KATO_WORKERS
+    env.setenv("KATO_WORKERS", "3")
+    env.setenv("KATO_RECALL_THRESHOLD", "0.2")
+    assert unknown_variables() == ["KATO_WORKRES"]

@@ -112,9 +112,10 @@ def test_a_worker_copy_refreshed_step_by_step_equals_a_fresh_load(kato):
 
     copy = knowledge.node_knowledge(kato, "step_kato")
     def refreshes():
-        # Through the registry: the metrics flusher thread may move pending figures at any time.
-        return monitoring._sum(monitoring.samples(), "kato_knowledge_cache_total",
-                               lambda labels: labels["result"] == "refresh")
+        # The background flush moves pending counts into the registry at any moment (a loaded
+        # machine makes this loop outlast its period): flush, then read the registry's total.
+        monitoring.flush()
+        return monitoring.KNOWLEDGE.labels("refresh")._value.get()
 
     before = refreshes()
     for k in range(12):

@@ -59,7 +59,7 @@ def gunicorn_logconfig(log_format: str, level: str) -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "kato_web.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "kato_web.web.logs.JsonFormatter"}},
         "handlers": {
             "error_console": {"class": "logging.StreamHandler", "formatter": "json",
                               "stream": "ext://sys.stderr"},
