@@ -44,7 +44,12 @@ def test_touch_session_with_settings_matches_separate_reads(kato, new_session):
 
 
 def test_touch_session_with_node_reports_the_nodes_version_as_get_node_does(client, kato, new_session):
-    sid = new_session()
+    # Another node first, at a different version: the version must be the session's own node's
+    # (on SQLite the correlation was once lost and the first node's version came back).
+    other = new_session("node-first")
+    client.post(f"/sessions/{other}/observe", json={"strings": ["x", "y"]})
+    client.post(f"/sessions/{other}/learn")
+    sid = new_session("node-second")
 
     def versions():
         with kato.db.transaction() as conn:
