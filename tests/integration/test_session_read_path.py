@@ -54,8 +54,11 @@ def test_touch_session_with_node_reports_the_nodes_version_as_get_node_does(clie
     def versions():
         with kato.db.transaction() as conn:
             row, _ = repo.touch_session(conn, sid, 1.0, slide=True, with_settings=True, with_node=True)
+            # without sliding (KATO_SESSION_AUTO_EXTEND=false) the statement is a SELECT: same answer
+            unslid, _ = repo.touch_session(conn, sid, 1.0, slide=False, with_settings=True, with_node=True)
             node = repo.get_node(conn, row["kb_id"])
             assert NODE_KEYS.isdisjoint(row)  # the helper columns never leak into the row
+        assert unslid["node_version"] == row["node_version"]
         return row["node_version"], {"generation": node["generation"], "change_seq": node["change_seq"]}
 
     seen, expected = versions()
