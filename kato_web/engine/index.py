@@ -467,6 +467,66 @@ if _ddot is not None:
         return h
 
     @_jit
+    def _entropies(cp, e1, e2, flat, pstart, ebstart, ebounds, pmf, has_pmf, tup, n_sym, whole,
+                   n_symbols, max_len):
+        """Return (entropy, normalized_entropy, global_normalized_entropy) of each candidate.
+
+        Over its present, or over the whole pattern when ``whole`` (a finalized node), as
+        ``predictor._Ensemble.entropies`` computes them (kato-3.10.md §1.4e): terms over the
+        distinct symbols in first appearance, added left to right; φ_N(p) = −p·(log p/log N),
+        which is CPython's ``math.log(p, N)``; π(σ) = pmf(σ)/TUP live from the symbol table.
+        """
+        nc = cp.shape[0]
+        ent = np.zeros(nc, np.float64)
+        nor = np.zeros(nc, np.float64)
+        glo = np.zeros(nc, np.float64)
+        slot_of = np.full(n_symbols, -1, _I64)
+        rsym = np.empty(max_len + 1, _I64)
+        rcnt = np.empty(max_len + 1, _I64)
+        log_n = math.log(n_sym) if n_sym > 1 else 1.0
+        for c in range(nc):
+            p = cp[c]
+            a = pstart[p]
+            if whole:
+                lo = a
+                hi = pstart[p + 1]
+            else:
+                lo = a + ebounds[ebstart[p] + e1[c]]
+                hi = a + ebounds[ebstart[p] + e2[c]]
+            size = hi - lo
+            if size == 0:
+                continue
+            nd = 0
+            for t in range(lo, hi):
+                x = flat[t]
+                u = slot_of[x]
+                if u < 0:
+                    slot_of[x] = nd
+                    rsym[nd] = x
+                    rcnt[nd] = 1
+                    nd += 1
+                else:
+                    rcnt[u] += 1
+            h = 0.0
+            v = 0.0
+            g = 0.0
+            for u in range(nd):
+                x = rsym[u]
+                slot_of[x] = -1
+                q = rcnt[u] / size
+                h = h + -q * math.log2(q)
+                if n_sym > 1:
+                    v = v + -q * (math.log(q) / log_n)
+                    if has_pmf[x] and tup != 0:
+                        pi = pmf[x] / tup
+                        if pi > 0:
+                            g = g + -pi * (math.log(pi) / log_n)
+            ent[c] = h
+            nor[c] = v
+            glo[c] = g
+        return ent, nor, glo
+
+    @_jit
     def _top_blocks(cp, e1, e2, flat, pstart, ebstart, ebounds, local_of, n, pos_ptr, pos,
                     max_len):
         """Return (blocks per candidate, their (j, k) in the state, present entropies).
@@ -712,6 +772,11 @@ if _ddot is not None:
                  b',"pattern_probability":', b',"weighted_strength":', b',"bayesian_posterior":',
                  b',"bayesian_prior":', b',"bayesian_likelihood":')
     _P_KEYS = _text(b"".join(_P_LISTS + _P_FLOATS))
+    # The keys kato-3.10.md adds after bayesian_likelihood, as the compiled writer always has
+    # them: no fuzzy threshold and no affinity emotive (a prediction call with either is built
+    # from Python objects, see PatternIndex._predict_direct).
+    _P_TAIL = _text(b',"anomalies":[],"weighted_similarity":null,"weighted_evidence":null,'
+                    b'"weighted_confidence":null,"weighted_snr":null')
     _P_KOFF = np.cumsum(np.array([0] + [len(x) for x in _P_LISTS + _P_FLOATS], _I64))
     _P_NKEYS = len(_P_LISTS) + len(_P_FLOATS)
     _P_NFLOATS = len(_P_FLOATS) - 2
@@ -745,7 +810,8 @@ if _ddot is not None:
         # An upper bound of the size: the heads and numbers as given, every key, each pattern's
         # events at most four times over (sequence; past, present and future; missing), the state
         # twice (matches, extras) with its brackets.
-        size = head_off[nt] + numbers.shape[0] + 2 + nt * (_P_KEYS.shape[0] + 16 + 2 * (state_text + 2 * nev + 4))
+        size = head_off[nt] + numbers.shape[0] + 2 + nt * (_P_KEYS.shape[0] + _P_TAIL.shape[0] + 16
+                                                           + 2 * (state_text + 2 * nev + 4))
         for u in range(nt):
             p = tp[u]
             a = pstart[p]
@@ -828,6 +894,7 @@ if _ddot is not None:
                 k = _put_key(out, k, 5 + f + (2 if f >= 7 else 0))
                 kn, k = _next_number(numbers, kn + 1, out, k)
             kn += 1  # past the row's ']': the ',' before the next row, or the matrix's ']'
+            k = _put(out, k, _P_TAIL, 0, _P_TAIL.shape[0])
             out[k] = 125
             k += 1
         out[k] = 93
@@ -900,11 +967,12 @@ if _ddot is not None:
     @_jit
     def _ensemble(cp, sim, m_arr, r_arr, e1, e2, flat, pstart, ebstart, ebounds, freq, pmf,
                   has_pmf, tup, tpf, n, local_of, local_node, local_count, local_rank, dom,
-                  dom_rank, n_symbols, max_len):
+                  dom_rank, n_symbols, max_len, whole):
         """Compute the ensemble quantities and every per-candidate metric (engine.md §6).
 
         Every float is evaluated as ``predictor._Ensemble`` evaluates it; sums run left to right
-        in candidate (learn) order.
+        in candidate (learn) order. ``whole``: a finalized node, whose tfidf takes its TF over
+        the whole pattern (idf live from the symbol table, kato-3.10.md §1.4e).
         """
         nc = cp.shape[0]
         k_state = local_node.shape[0]
@@ -1111,7 +1179,39 @@ if _ddot is not None:
             ratio = f / tpf if tpf else 0.0
             confl[c] = ratio * (1 - 10.0 ** lsum)
             # tfidf: mean over distinct present symbols (first appearance) of tf·idf.
-            if rho == 0 or tup == 0:
+            if whole:
+                # Finalized: over the whole pattern's distinct symbols, π(σ) live for those
+                # outside D (the same value D's π has for those inside).
+                for u in range(nd):
+                    slot_of[rsym[u]] = -1
+                nd = 0
+                for t in range(a, a + length):
+                    x = flat[t]
+                    s = slot_of[x]
+                    if s < 0:
+                        slot_of[x] = nd
+                        rsym[nd] = x
+                        rcnt[nd] = 1
+                        nd += 1
+                    else:
+                        rcnt[s] += 1
+                if length == 0 or tup == 0:
+                    tfidf[c] = 0.0
+                else:
+                    tsum = 0.0
+                    for u in range(nd):
+                        x = rsym[u]
+                        if in_dom[x]:
+                            ix = idf[x]
+                        else:
+                            v = pmf[x] / tup if has_pmf[x] else 0.0
+                            w = np.int64(v * tup)
+                            if w == 0:
+                                w = 1
+                            ix = math.log2(tup / w) + 1
+                        tsum = tsum + (rcnt[u] / length) * ix
+                    tfidf[c] = tsum / nd
+            elif rho == 0 or tup == 0:
                 tfidf[c] = 0.0
             else:
                 tsum = 0.0
@@ -1608,16 +1708,42 @@ class PatternIndex:
             raise ValueError(f"unknown rank_sort_algo: {cfg.rank_sort_algo!r}")
         if not FAST or not cfg.use_token_matching:
             # Character similarity has no compiled path: score every pattern directly.
-            return direct(stm, list(self.records()), SymbolStats(
-                self.pmf(), stats.n_symbols, stats.total_unique_patterns,
-                stats.total_pattern_frequencies), cfg, futures_json=futures_json,
-                predictions_json=predictions_json)
+            return direct(stm, list(self.records()), dataclasses.replace(stats, pmf=self.pmf()),
+                          cfg, futures_json=futures_json, predictions_json=predictions_json)
         stm = [list(e) for e in stm]
         s = [x for e in stm for x in e]
         n = len(s)
-        if n < 2 or self._n == 0:
+        if n < 1 or self._n == 0:  # one symbol predicts (kato-3.10.md decision 14)
             return _nothing(futures_json, predictions_json)
+        if cfg.fuzzy_token_threshold > 0 or cfg.affinity_emotive is not None:
+            return self._predict_direct(stm, s, stats, cfg, futures_json, predictions_json)
         return self._predict(stm, s, stats, cfg, futures_json, predictions_json)
+
+    def _predict_direct(self, stm, s, stats: SymbolStats, cfg: PredictConfig, futures_json: bool,
+                        predictions_json: bool):
+        """Predict with fuzzy tokens or affinity weights (kato-3.10.md §1.4b, §1.4d).
+
+        Both change every candidate's metrics in ways the compiled ensemble does not model, so
+        the compiled index only finds the candidates (lossless, learn order) and the direct
+        engine scores and ranks exactly those: the same code as ``predictor.predict``, so the
+        same bits, at the direct engine's cost per candidate (not per pattern of the node).
+        """
+        from .predictor import State, rank_ensemble, score_candidate
+
+        matched = self._matches(s, cfg)[-1]
+        state = State(stm)
+        theta, token, tau = cfg.recall_threshold, cfg.use_token_matching, cfg.fuzzy_token_threshold
+        candidates = []
+        for p in matched[0].tolist():
+            cand = score_candidate(self.record(p), state, theta, token, tau)
+            if cand is not None:  # always: the compiled test is the same
+                candidates.append(cand)
+        with _collector_paused():
+            predictions, future_potentials = rank_ensemble(
+                candidates, state, dataclasses.replace(stats, pmf=self.pmf()), cfg)
+        if predictions_json:
+            predictions = JSONList(orjson.dumps(predictions), len(predictions))
+        return predictions, orjson.dumps(future_potentials) if futures_json else future_potentials
 
     def _state(self, s: list[str]):
         """Encode the state: local ids, masks, positions, and the node ids of its symbols."""
@@ -1730,11 +1856,17 @@ class PatternIndex:
         local_rank[inside] = np.searchsorted(key[order], 2 * srank[local_node[inside]] + 1)
         return ranks[:nd], local_rank
 
+    def _entropies(self, cp, e1, e2, stats: SymbolStats, whole: bool):
+        """Return (entropy, normalized, global normalized) arrays of the candidates cp."""
+        return _entropies(cp, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds,
+                          self._pmf, self._has_pmf, int(stats.total_unique_patterns),
+                          int(stats.n_symbols), whole, max(1, len(self._sym_names)), self._max_len)
+
     def count_matches(self, stm: Sequence[Sequence[str]], stats: SymbolStats, cfg: PredictConfig) -> int:
         """Return how many patterns ``predict`` would score (those passing θ and the filters),
         without building any answer: the admin threshold preview asks this at every θ."""
         s = [x for e in stm for x in e]
-        if len(s) < 2 or self._n == 0:
+        if len(s) < 1 or self._n == 0:
             return 0
         if not FAST or not cfg.use_token_matching:
             uncapped = dataclasses.replace(cfg, max_predictions=self._n)
@@ -1775,6 +1907,7 @@ class PatternIndex:
         if cp.shape[0] == 0:
             return _nothing(futures_json, predictions_json)
         n_symbols = max(1, len(self._sym_names))
+        whole = bool(stats.finalized)  # kato-3.10.md §1.4e: whole-pattern values
         dom = _domain(cp, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds, n_symbols)
         state_names = list(local)
         in_dom = np.isin(local_node, dom)
@@ -1784,15 +1917,7 @@ class PatternIndex:
             cp, sim, m_arr, r_arr, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds,
             self._freq, self._pmf, self._has_pmf, int(stats.total_unique_patterns),
             int(stats.total_pattern_frequencies), n, local_of, local_node, counts, local_rank, dom,
-            dom_rank, n_symbols, self._max_len)
-
-        # State-level entropies, as predictor computes them (few terms: plain Python).
-        state_counts = mx.first_appearance_counts(s)
-        pi_state = {x: float(pi[i]) if d else 0
-                    for x, i, d in zip(state_names, local_node.tolist(), in_dom.tolist())}
-        normalized_entropy = mx.normalized_entropy(state_counts, n, stats.n_symbols)
-        global_normalized_entropy = mx.global_normalized_entropy(state_counts, pi_state,
-                                                                 stats.n_symbols)
+            dom_rank, n_symbols, self._max_len, whole)
 
         started = self._phase("ensemble", started)
         freq = self._freq[cp]
@@ -1804,7 +1929,10 @@ class PatternIndex:
             "confluence": confl, "tfidf_score": tfidf, "predictive_information": info,
             "bayesian_posterior": post, "bayesian_prior": prior,
         }.get(key)
-        if values is None:  # the two state-level entropies: one value for every candidate
+        if key in ("normalized_entropy", "global_normalized_entropy"):  # per candidate (§1.4e)
+            values = self._entropies(cp, e1, e2, stats, whole)[
+                1 if key == "normalized_entropy" else 2]
+        elif values is None:  # a weighted_* key with affinity off: every value null, name order
             values = np.zeros(cp.shape[0])
         # Descending by value, ties by name ascending (decision 5): name = digest byte order.
         # lexsort's result in two sorts rather than four: the digests' first words alone order
@@ -1820,45 +1948,43 @@ class PatternIndex:
             return self._build(stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev,
                                conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior,
                                post, group_of, gw, gcount, agg, freq, local_of, pos_ptr, pos,
-                               normalized_entropy, global_normalized_entropy, futures_json,
+                               (stats, whole), futures_json,
                                (state_names, s_loc) if predictions_json else None)
 
     def _build(self, stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev, conf, snr,
                itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw, gcount,
-               agg, freq, local_of, pos_ptr, pos, normalized_entropy, global_normalized_entropy,
-               futures_json, as_json):
+               agg, freq, local_of, pos_ptr, pos, scope, futures_json, as_json):
         """Build the top predictions' 29-key objects (or, given ``as_json`` = (the state's
         distinct symbols, their local ids in the state), their JSON) and the future_potentials
         list (or its JSON bytes)."""
         top = ranked[: max(0, int(cfg.max_predictions))]
         predictions = []
+        # The top's entropies (per present, or whole pattern on a finalized node).
+        entropies = self._entropies(cp[top], e1[top], e2[top], *scope)
         if as_json is not None:
             predictions = self._predictions_json(
                 stm, as_json, top, cp, e1, e2, sim, r_arr, ev, conf, snr, itfdf, pot, confl, tfidf,
-                prob, strength, info, prior, post, freq, local_of, n, pos_ptr, pos,
-                normalized_entropy, global_normalized_entropy)
+                prob, strength, info, prior, post, freq, local_of, n, pos_ptr, pos, entropies)
         elif top.shape[0]:
             tp = cp[top]
-            per, jk, entropy = _top_blocks(tp, e1[top], e2[top], self._flat, self._pstart,
-                                           self._ebstart, self._ebounds, local_of, n, pos_ptr,
-                                           pos, self._max_len)
+            per, jk, _ = _top_blocks(tp, e1[top], e2[top], self._flat, self._pstart,
+                                     self._ebstart, self._ebounds, local_of, n, pos_ptr,
+                                     pos, self._max_len)
             all_events = self.events_many(tp, np.zeros(tp.shape[0], _I64))
             jk = jk.tolist()
             block = 0
             copy = list.copy
             emotives = self._emotives
-            normalized_entropy = float(normalized_entropy)
-            global_normalized_entropy = float(global_normalized_entropy)
             rows = zip(self._names(tp), tp.tolist(), per.tolist(), all_events, e1[top].tolist(),
                        e2[top].tolist(), pot[top].tolist(), ev[top].tolist(), sim[top].tolist(),
                        (r_arr[top] - 1).astype(np.float64).tolist(), snr[top].tolist(),
                        confl[top].tolist(), info[top].tolist(), conf[top].tolist(),
                        itfdf[top].tolist(), tfidf[top].tolist(), prob[top].tolist(),
                        strength[top].tolist(), post[top].tolist(), prior[top].tolist(),
-                       freq[top].tolist(), entropy.tolist())
+                       freq[top].tolist(), *(column.tolist() for column in entropies))
             for (name, p, r, events, a, b, v_pot, v_ev, v_sim, v_frag, v_snr, v_confl, v_info,
                  v_conf, v_itfdf, v_tfidf, v_prob, v_strength, v_post, v_prior, v_freq,
-                 v_entropy) in rows:
+                 v_entropy, v_normalized, v_global) in rows:
                 matches = []
                 for j, k in jk[block: block + r]:
                     matches.extend(s[j: j + k])
@@ -1887,8 +2013,8 @@ class PatternIndex:
                     "future": list(map(copy, events[b:])),
                     "confidence": v_conf,
                     "entropy": v_entropy,
-                    "normalized_entropy": normalized_entropy,
-                    "global_normalized_entropy": global_normalized_entropy,
+                    "normalized_entropy": v_normalized,
+                    "global_normalized_entropy": v_global,
                     "itfdf_similarity": v_itfdf,
                     "tfidf_score": v_tfidf,
                     "pattern_probability": v_prob,
@@ -1896,6 +2022,11 @@ class PatternIndex:
                     "bayesian_posterior": v_post,
                     "bayesian_prior": v_prior,
                     "bayesian_likelihood": v_sim,
+                    "anomalies": [],
+                    "weighted_similarity": None,
+                    "weighted_evidence": None,
+                    "weighted_confidence": None,
+                    "weighted_snr": None,
                 })
 
         started = self._phase("ranking_and_top", started)
@@ -1932,15 +2063,15 @@ class PatternIndex:
 
     def _predictions_json(self, stm, state, top, cp, e1, e2, sim, r_arr, ev, conf, snr, itfdf,
                           pot, confl, tfidf, prob, strength, info, prior, post, freq, local_of, n,
-                          pos_ptr, pos, normalized_entropy, global_normalized_entropy) -> JSONList:
+                          pos_ptr, pos, entropies) -> JSONList:
         """Write the top predictions' objects as ``orjson.dumps`` of their list (a compiled
         kernel, the same bytes as building and serialising them)."""
         nt = top.shape[0]
         if nt == 0:
             return JSONList(b"[]", 0)
         tp, t1, t2 = cp[top], e1[top], e2[top]
-        per, jk, entropy = _top_blocks(tp, t1, t2, self._flat, self._pstart, self._ebstart,
-                                       self._ebounds, local_of, n, pos_ptr, pos, self._max_len)
+        per, jk, _ = _top_blocks(tp, t1, t2, self._flat, self._pstart, self._ebstart,
+                                 self._ebounds, local_of, n, pos_ptr, pos, self._max_len)
         # Each object's head, through its emotives (the few nonempty ones averaged in Python).
         emotives, dumps, head = self._emotives, orjson.dumps, self._HEAD
         heads = [b"%s%s,\"frequency\":%d,\"emotives\":%s" % (
@@ -1955,9 +2086,7 @@ class PatternIndex:
         for j, column in enumerate(columns):
             if column is not None:
                 numbers[:, j] = column[top]
-        numbers[:, 8] = entropy
-        numbers[:, 9] = float(normalized_entropy)
-        numbers[:, 10] = float(global_normalized_entropy)
+        numbers[:, 8], numbers[:, 9], numbers[:, 10] = entropies
         names, s_loc = state
         local_texts = [dumps(x) for x in names]
         loc_off = np.zeros(len(names) + 1, _I64)
@@ -2002,6 +2131,11 @@ def warm_up() -> bool:
     index.predict([["a"], ["c"]], stats, PredictConfig(recall_threshold=0.1,
                                                          filter_pipeline=("length", "jaccard")))
     index.predict([["a"], ["c"], ["b"]], stats, PredictConfig(recall_threshold=0.0),
+                  futures_json=True, predictions_json=True)
+    index.predict([["a"]], stats, PredictConfig(recall_threshold=0.1))  # one symbol (decision 14)
+    finalized = dataclasses.replace(stats, finalized=True)
+    index.predict([["a"], ["c"]], finalized, PredictConfig(recall_threshold=0.1))
+    index.predict([["a"], ["c"]], finalized, PredictConfig(recall_threshold=0.1),
                   futures_json=True, predictions_json=True)
     long_state = [[f"s{i}"] for i in range(70)] + [["a"]]
     index.predict(long_state, stats, PredictConfig(recall_threshold=0.0))

@@ -99,8 +99,10 @@ def test_worked_example_7_8_ensemble_through_http(client):
         0.37037037037037035, 0.18518518518518517, 0.4444444444444445)
     assert (p1["confluence"], p3["confluence"], p2["confluence"]) == (
         0.18518518518518517, 0.11111111111111112, 0.22222222222222224)
-    assert p1["normalized_entropy"] == 0.6826061944859854
+    # Changed by kato-3.10.md decision 15 (per present): was 0.6826061944859854 (the state's).
+    assert p1["normalized_entropy"] == 0.43067655807339306
     assert p1["global_normalized_entropy"] == 0.3359061818834564
+    assert (p3["normalized_entropy"], p3["global_normalized_entropy"]) == (0.0, 0.1679530909417282)
     assert (p3["itfdf_similarity"], p2["itfdf_similarity"]) == (0.9267766952966369, 0.8535533905932737)
     assert {p["predictive_information"] for p in preds} == {0.45}
     fps = runner.last[1]["future_potentials"]
@@ -118,7 +120,8 @@ def test_worked_example_7_1_through_http(client):
     assert (p["past"], p["present"], p["future"]) == ([], [["a", "b"], ["c"]], [["d"]])
     assert (p["missing"], p["extras"], p["matches"]) == ([["b"], []], [[], []], ["a", "c"])
     assert p["similarity"] == 0.6666666666666666 and p["fragmentation"] == 1
-    assert p["entropy"] == 1.584962500721156 and p["normalized_entropy"] == 0.5
+    # Changed by kato-3.10.md decision 15: normalized_entropy over the present [a,b,c] (was 0.5).
+    assert p["entropy"] == 1.584962500721156 and p["normalized_entropy"] == 0.792481250360578
     assert p["itfdf_similarity"] == 0.8164965809277259 and p["tfidf_score"] == 0.3333333333333333
     assert p["potential"] == 2.4831632475943923 and p["predictive_information"] == 0.6666666666666666
     assert runner.last[1]["future_potentials"] == [{"future": [["d"]], "aggregate_potential": 1.0,
@@ -126,23 +129,82 @@ def test_worked_example_7_1_through_http(client):
                                                     "total_weighted_frequency": 0.6666666666666666}]
 
 
-def test_fewer_than_two_symbols_gives_nothing(client):
-    # engine.md §2.6 and §10.1 test_minimum_pattern_requirement.py
+def test_one_symbol_predicts(client):
+    # kato-3.10.md decision 14 (§1.4a): one symbol predicts, with the normal algorithm;
+    # engine.md §2.6's ≥ 2 rule (and §10.1 test_minimum_pattern_requirement.py) no longer holds.
     runner = HttpRunner(client)
     sid = runner.session("min-node")
     runner.learn(sid, [([["one"], ["two"], ["three"]], 1)])
+    assert client.get(f"/sessions/{sid}/predictions").get_json()["count"] == 0  # empty STM
     runner.observe(sid, ["one"])
     body = client.get(f"/sessions/{sid}/predictions").get_json()
-    assert body == {"predictions": [], "future_potentials": [], "session_id": sid, "processor_id": None,
-                    "count": 0, "time": None, "unique_id": None}
+    # Changed by decision 14: was {"predictions": [], "future_potentials": [], "count": 0, ...}.
+    (p,) = body["predictions"]
+    assert (p["past"], p["present"], p["future"]) == ([], [["one"]], [["two"], ["three"]])
+    assert p["similarity"] == 0.5 and p["matches"] == ["one"] and p["anomalies"] == []
+    assert body["future_potentials"] == [{"future": [["two"], ["three"]], "aggregate_potential": 1.0,
+                                          "supporting_patterns": 1, "total_weighted_frequency": 0.5}]
+    # Observe-time predictions too (cognition data), from the first symbol on.
+    cognition = client.get(f"/sessions/{sid}/cognition-data").get_json()["cognition_data"]
+    assert cognition["predictions"] == body["predictions"]
     client.post(f"/sessions/{sid}/observe", json={})
     client.post(f"/sessions/{sid}/observe", json={})
-    assert client.get(f"/sessions/{sid}/predictions").get_json()["count"] == 0
+    assert client.get(f"/sessions/{sid}/predictions").get_json()["count"] == 1  # was 0 (decision 14)
     runner.observe(sid, ["two"])
     assert client.get(f"/sessions/{sid}/predictions").get_json()["count"] == 1
     client.post(f"/sessions/{sid}/clear-stm")
     runner.observe(sid, ["one", "two"])
     assert client.get(f"/sessions/{sid}/predictions").get_json()["count"] == 1
+
+
+def test_one_symbol_predictions_through_http_equal_the_engine(client):
+    # kato-3.10.md decision 14: one symbol, θ applies, every metric; future_potentials are this
+    # request's (HttpRunner compares the whole answer with the engine's)
+    runner = HttpRunner(client)
+    preds = runner.run(acceptance.ENSEMBLE, [["x"]])
+    assert preds and all(p["matches"] == ["x"] for p in preds)
+    assert runner.last[1]["future_potentials"]
+    assert runner.run(acceptance.ENSEMBLE, [["never-learned"]]) == []
+    assert len(runner.run(acceptance.ENSEMBLE, [["never-learned"]], recall_threshold=0.0)) == 4
+
+
+def test_fuzzy_anomalies_through_http(client):
+    # kato-3.10.md §1.4b worked example, decision 18: the fuzzy pair is in anomalies only
+    runner = HttpRunner(client)
+    (p,) = runner.run([([["apple", "banana"]], 1)], [["apple", "bannana"]],
+                      fuzzy_token_threshold=0.85)
+    assert p["anomalies"] == [{"observed": "bannana", "expected": "banana",
+                               "similarity": 0.923076923076923}]
+    assert p["matches"] == ["apple", "bannana"] and (p["missing"], p["extras"]) == ([[]], [[]])
+    assert (p["evidence"], p["confidence"], p["snr"], p["similarity"]) == (1.0, 1.0, 1.0, 0.5)
+    (q,) = runner.run([([["apple", "banana"]], 1)], [["apple", "bannana"]])  # τ = 0: off
+    assert q["anomalies"] == [] and q["missing"] == [["banana"]] and q["extras"] == [["bannana"]]
+
+
+def test_per_present_entropies_through_http(client):
+    # kato-3.10.md §1.4e worked example, the live column
+    runner = HttpRunner(client)
+    preds = runner.run([([["a"], ["b"], ["c"]], 1), ([["a"], ["d"]], 1)], [["a"], ["b"]])
+    by_len = {len(p["sequence"]): p for p in preds}
+    assert (by_len[3]["normalized_entropy"], by_len[2]["normalized_entropy"]) == (0.5, 0.0)
+    assert (by_len[3]["global_normalized_entropy"], by_len[2]["global_normalized_entropy"]) == (0.25, 0.0)
+    assert (by_len[3]["entropy"], by_len[3]["tfidf_score"]) == (1.0, 0.75)
+
+
+@pytest.mark.parametrize("rank_key", ["weighted_similarity", "weighted_evidence",
+                                      "weighted_confidence", "weighted_snr", "normalized_entropy"])
+def test_new_rank_names_with_affinity_off(client, rank_key):
+    # kato-3.10.md §1.3/decision 19: the four weighted_* names are accepted; with affinity off
+    # every value is null and null ranks last, so the order is by name
+    runner = HttpRunner(client)
+    preds = runner.run(acceptance.ENSEMBLE, [["x"], ["y"], ["q"]], rank_sort_algo=rank_key)
+    assert len(preds) == 4
+    if rank_key.startswith("weighted_"):
+        assert all(p[rank_key] is None for p in preds)
+        assert [p["name"] for p in preds] == sorted(p["name"] for p in preds)
+    else:
+        keys = [(-p[rank_key], p["name"]) for p in preds]
+        assert keys == sorted(keys)
 
 
 def test_prediction_name_is_bare_digest(client):

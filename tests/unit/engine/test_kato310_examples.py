@@ -19,9 +19,7 @@ def run(learns, stm, path, finalized=False, **cfg):
     stats = dataclasses.replace(stats, finalized=finalized)
     patterns = records
     if path == "index":
-        patterns = PatternIndex.from_records(records, stats)
-        for symbol, f in stats.frequency.items():
-            patterns.set_symbol(symbol, stats.pmf[symbol], f, stats.affinity.get(symbol))
+        patterns = PatternIndex.from_records(records, stats)  # f(σ), affinity: from stats
     return predict(stm, patterns, stats, PredictConfig(**cfg))
 
 
