@@ -292,7 +292,7 @@ def run_size(base_url: str, n: int, args) -> dict:
     from kato_web.store.migrate import upgrade
     from tests.support import Gunicorn
 
-    name = f"kato_bench_{n}"
+    name = f"{args.db_prefix}_{n}"
     admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -444,6 +444,8 @@ def main(argv=None) -> int:
     parser.add_argument("--client", choices=("lean", "requests"), default="lean",
                         help="HTTP client: http.client keep-alive (default) or python-requests")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--db-prefix", default="kato_bench",
+                        help="databases are named <prefix>_<N> (distinct prefixes let runs coexist)")
     parser.add_argument("--json", default=str(ROOT / "docs" / "benchmarks-scale.json"))
     parser.add_argument("--png", default=str(ROOT / "docs" / "prediction-latency.png"))
     parser.add_argument("--plot-only", metavar="JSON")
