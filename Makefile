@@ -29,7 +29,8 @@ run: migrate
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
-# The slow-client test starts Debian's nginx in front of gunicorn (deploy/nginx.conf).
+# Debian's nginx goes in front of gunicorn in the two-instance tests (tests/e2e/test_two_instances.py)
+# and the slow-client test (deploy/nginx.conf, tests/e2e/test_nginx_slow_clients.py).
 nginx:
 	command -v nginx >/dev/null || (apt-get update && apt-get install -y nginx)
 

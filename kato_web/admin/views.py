@@ -9,7 +9,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from werkzeug.exceptions import BadRequest, HTTPException, default_exceptions
 
 from kato_web.admin import security
-from kato_web.errors import KatoError
+from kato_web.web.errors import KatoError
 from kato_web.services import admin as svc
 from kato_web.services import security as sec_svc
 from kato_web.web import limiter

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from flask import Request
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
 
-from kato_web.errors import RequestValidationError
+from kato_web.web.errors import RequestValidationError
 from kato_web.web.request_body import INT64_MAX, INT64_MIN, parse_json_bytes
 
 

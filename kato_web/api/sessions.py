@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify, request
 
 from kato_web.api.context import add_session_route, ctx, mark_session, session_body
 from kato_web.api.schemas import CreateSessionRequest, parse, query_int, read_json
-from kato_web.errors import RequestValidationError
+from kato_web.web.errors import RequestValidationError
 from kato_web.services import sessions as svc
 from kato_web.web import auth
 

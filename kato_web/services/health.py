@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import time
 
-from kato_web import __version__
+from kato_web.config import VERSION
+from kato_web.services import readiness as checks
 from kato_web.services.context import Context
 from kato_web.services.sessions import iso_offset
 from kato_web.store import repositories as repo
@@ -31,6 +32,21 @@ def health(ctx: Context) -> dict:
     }
 
 
+# What a 503 tells clients to wait before trying again (readiness, database outages).
+RETRY_AFTER_SECONDS = 5
+
+
+def readiness(ctx: Context) -> tuple[dict, bool]:
+    """Return (body, ready): each check with its detail, and the reasons when not ready."""
+    report = {"database": checks.check_database(ctx.db), "kernels": checks.check_kernels()}
+    ready = all(ok for ok, _ in report.values())
+    body = {"status": "ready" if ready else "not ready",
+            "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in report.items()}}
+    if not ready:
+        body["reasons"] = [f"{name}: {detail}" for name, (ok, detail) in report.items() if not ok]
+    return body, ready
+
+
 def status(ctx: Context) -> dict:
     now = ctx.clock()
     with ctx.db.transaction(write=False) as conn:
@@ -46,5 +62,5 @@ def status(ctx: Context) -> dict:
                        "eviction_ttl_seconds": ctx.config.session_ttl,
                        "processors": [{"processor_id": n["kb_id"], "created_at": iso_offset(n["created_at"])}
                                       for n in nodes[:100]]},
-        "version": __version__,
+        "version": VERSION,
     }

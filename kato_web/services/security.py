@@ -7,11 +7,11 @@ so there is never a change without its record, nor a record of a change that rol
 """
 from __future__ import annotations
 
-import hashlib
 import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from kato_web.services.api_keys import hash_key
 from kato_web.services.context import Context
 from kato_web.store import security as sec_repo
 
@@ -31,8 +31,14 @@ current_actor: ContextVar[Actor] = ContextVar("kato_actor", default=Actor("anony
 def record(ctx: Context, conn, action: str, target: str | None = None, outcome: str = "ok",
            detail: dict | None = None, actor: Actor | None = None) -> None:
     """Add one audit record inside the caller's transaction."""
+    record_at(conn, ctx.clock(), action, target, outcome, detail, actor)
+
+
+def record_at(conn, at: float, action: str, target: str | None = None, outcome: str = "ok",
+              detail: dict | None = None, actor: Actor | None = None) -> None:
+    """record() for callers without a request context (the command line's import)."""
     actor = actor or current_actor.get()
-    sec_repo.insert_audit(conn, {"at": ctx.clock(), "action": action, "actor": actor.label[:100],
+    sec_repo.insert_audit(conn, {"at": at, "action": action, "actor": actor.label[:100],
                                  "address": (actor.address or "")[:64] or None, "target": target,
                                  "outcome": outcome, "detail": detail or {}})
 
@@ -105,11 +111,6 @@ def end_admin_session(ctx: Context, session_id: str | None) -> None:
 
 
 # ---------------------------------------------------------------- API keys
-
-def hash_key(key: str) -> str:
-    """Keys are long and random: a plain SHA-256 is safe to store and look up by."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
 
 def new_key() -> str:
     return "kato_" + secrets.token_urlsafe(32)

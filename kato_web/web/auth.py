@@ -18,19 +18,16 @@ worker within that time, and the common request costs no query.
 from __future__ import annotations
 
 import hmac
-import re
 import threading
 import time
-from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 
-from kato_web.errors import KatoError
+from kato_web.web.errors import KatoError
 from kato_web.services import security
-from kato_web.services.security import hash_key
+from kato_web.services.api_keys import ANONYMOUS, Principal, hash_key, parse_env_keys  # noqa: F401
 
 KEY_CACHE_SECONDS = 2.0
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9._~+/=-]{16,200}$")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_ENDPOINTS = frozenset({"health.health", "health.livez", "health.readyz", "ops.livez", "ops.readyz"})
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/health"})
@@ -38,38 +35,6 @@ OPEN_PATHS = frozenset({"/livez", "/readyz", "/health"})
 NODE_ENDPOINTS = frozenset({"operations.get_pattern", "operations.node_percept_data",
                             "operations.node_cognition_data"})
 CREATE_SESSION = "sessions.create_session"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: an API key (with its limits) or nobody in particular."""
-
-    label: str                      # for the audit log: "anonymous", "key kato_ab12cd34", "env key …"
-    node_prefix: str | None = None  # None: every node
-    read_only: bool = False
-    authenticated: bool = False
-
-
-ANONYMOUS = Principal("anonymous")
-
-
-def parse_env_keys(raw: str | None) -> dict[str, Principal]:
-    """Parse KATO_API_KEYS: comma-separated ``key[:node_prefix[:ro]]``; return {sha256: Principal}."""
-    keys: dict[str, Principal] = {}
-    for entry in (raw or "").split(","):
-        entry = entry.strip()
-        if not entry:
-            continue
-        key, _, rest = entry.partition(":")
-        prefix, _, mode = rest.partition(":")
-        if not KEY_PATTERN.match(key):
-            raise ValueError("KATO_API_KEYS: every key must be 16-200 characters of A-Z a-z 0-9 . _ ~ + / = -"
-                             " (entries are key[:node_prefix[:ro]], comma-separated)")
-        if mode not in ("", "ro", "rw"):
-            raise ValueError(f"KATO_API_KEYS: the third part of an entry is 'ro' or 'rw', not {mode!r}")
-        keys[hash_key(key)] = Principal(label="env key " + key[:8] + "…", node_prefix=prefix or None,
-                                        read_only=mode == "ro", authenticated=True)
-    return keys
 
 
 class ApiKeys:

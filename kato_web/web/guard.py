@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from flask import Flask, abort, request
 
-from kato_web.errors import ApiError, RequestValidationError
+from kato_web.web.errors import ApiError, RequestValidationError
 from kato_web.services.security import Actor, current_actor
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

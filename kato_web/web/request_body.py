@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from werkzeug.exceptions import BadRequest
 
-from kato_web.errors import ApiError, RequestValidationError
+from kato_web.web.errors import ApiError, RequestValidationError
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _LONG_DIGITS = re.compile(rb"\d{19,}")

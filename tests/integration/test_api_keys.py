@@ -170,8 +170,31 @@ def test_cors_allow_list(database_url):
 @pytest.mark.parametrize("raw, message", [
     ("short", "16-200 characters"), ("good-key-0123456789:prefix:rx", "'ro' or 'rw'"),
 ])
-def test_bad_key_settings_are_refused_at_start(monkeypatch, raw, message):
-    from kato_web.config import Config
+def test_bad_key_settings_are_refused_at_start_without_printing_them(monkeypatch, raw, message):
+    from kato_web.config import Config, ConfigError
     monkeypatch.setenv("KATO_API_KEYS", raw)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message) as err:
         Config.from_env()
+    assert str(err.value).startswith("KATO_API_KEYS='<hidden>' is not allowed")
+    assert raw not in str(err.value)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("KATO_CORS_ORIGINS", "app.example"), ("KATO_COOKIE_SECURE", "sometimes"),
+    ("KATO_ADMIN_LOGIN_LIMIT", "lots"), ("KATO_MAX_SYMBOL_BYTES", "4096"), ("KATO_MAX_SESSION_TTL", "0"),
+    ("KATO_PROXY_COUNT", "-1"), ("KATO_MAX_STM_EVENTS", "0"),
+])
+def test_bad_security_settings_are_refused_at_start(monkeypatch, name, value):
+    from kato_web.config import Config, ConfigError
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        Config.from_env()
+
+
+def test_security_settings_from_the_environment(monkeypatch):
+    from kato_web.config import Config
+    monkeypatch.setenv("KATO_CORS_ORIGINS", "https://a.example/, https://b.example")
+    monkeypatch.setenv("KATO_COOKIE_SECURE", "true")
+    config = Config.from_env()
+    assert config.cors_origins == ("https://a.example", "https://b.example")
+    assert config.cookie_secure == "1"

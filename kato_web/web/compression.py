@@ -22,7 +22,7 @@ import zlib
 from flask import Flask, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from kato_web.errors import ApiError
+from kato_web.web.errors import ApiError
 from kato_web.web.request_body import MalformedBody
 
 try:
