@@ -194,3 +194,37 @@ def test_audit_retention(apps):
     page = client.get("/admin/audit").get_data(as_text=True)
     assert "kept 1 days" in page
     assert [r["outcome"] for r in audit_rows(app)] == ["failed"]
+
+
+def test_imports_are_audited(apps, tmp_path):
+    from kato_web.services import transfer
+    app = apps()
+    kato = app.extensions["kato"]
+    client = app.test_client()
+    sid = client.post("/sessions", json={"node_id": "imp"}).get_json()["session_id"]
+    for event in (["a"], ["b"]):
+        client.post(f"/sessions/{sid}/observe", json={"strings": event})
+    client.post(f"/sessions/{sid}/learn")
+    path = tmp_path / "imp.jsonl"
+    with open(path, "w", encoding="utf-8") as out:
+        transfer.export_node(kato.db, "imp_kato", out)
+    transfer.import_file(kato.db, str(path), kb_id="copy_kato")
+    [row] = [r for r in audit_rows(app) if r["action"] == "import"]
+    assert (row["target"], row["actor"], row["detail"]["patterns"]) == ("copy_kato", "command line", 1)
+
+
+def test_rate_limit_counters_lose_no_hit_under_concurrency(apps):
+    # Every worker counts in the same rows: hits from many threads at once all count
+    # (one atomic upsert each, no read-modify-write).
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kato_web.store.limits_storage import SqlStorage
+    app = apps()
+    storage = SqlStorage("kato-sql://", database=app.extensions["kato"].db)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: storage.incr("login/10.0.0.9", 60), range(100)))
+    assert sorted(results) == list(range(1, 101))
+    assert storage.get("login/10.0.0.9") == 100
+    assert 0 < storage.get_expiry("login/10.0.0.9") - __import__("time").time() <= 60
+    storage.clear("login/10.0.0.9")
+    assert storage.get("login/10.0.0.9") == 0
