@@ -14,7 +14,9 @@ from kato_web.extensions import cache, cache_config
 from kato_web.services.context import Context
 from kato_web.store.db import Database
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
+# The KATO release whose API kato-web answers like (kato-3.10.md decision 13).
+KATO_API_VERSION = "3.10.1"
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -59,10 +61,12 @@ def register_blueprints(app: Flask) -> None:
     from kato_web.api.health import bp as health_bp
     from kato_web.api.operations import bp as operations_bp
     from kato_web.api.sessions import bp as sessions_bp
+    from kato_web.api.symbols import bp as symbols_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(operations_bp)
+    app.register_blueprint(symbols_bp)
     app.register_blueprint(admin_bp)  # the admin UI at /admin
 
 

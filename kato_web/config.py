@@ -15,7 +15,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
 # The 22 session configuration keys, in the order KATO emits them (api.md §5.5),
-# with kato-web's defaults (spec/README.md decision 3: filter_pipeline is []).
+# with kato-web's defaults (spec/README.md decision 3: filter_pipeline is []), and KATO 3.10.1's
+# two optional keys at the places it emits them once set (kato-3.10.md §1.3; off by default).
 SESSION_DEFAULTS: dict = {
     "max_pattern_length": 0,
     "persistence": 5,
@@ -25,8 +26,10 @@ SESSION_DEFAULTS: dict = {
     "sort_symbols": True,
     "process_predictions": True,
     "use_token_matching": True,
+    "fuzzy_token_threshold": 0.0,
     "stm_mode": "CLEAR",
     "rank_sort_algo": "potential",
+    "affinity_emotive": None,
     "filter_pipeline": [],
     "length_min_ratio": 0.5,
     "length_max_ratio": 2.0,
@@ -77,11 +80,20 @@ def _parse_default(key: str, raw: str):
 
 
 def session_defaults_from_env() -> dict:
-    """Return the 22 session defaults, each overridable by KATO_<KEY upper-case>."""
+    """Return the session defaults, each overridable by KATO_<KEY upper-case>.
+
+    The kato-3.10.md keys are checked with a session's own rules: a bad value stops the start.
+    """
+    from kato_web.services.session_config import check_values  # it imports this module
+
     defaults = {}
     for key, value in SESSION_DEFAULTS.items():
         raw = _env("KATO_" + key.upper())
         defaults[key] = value if raw is None else _parse_default(key, raw)
+    for key in ("fuzzy_token_threshold", "affinity_emotive"):
+        message = check_values({key: defaults[key]}).get(key) if defaults[key] is not None else None
+        if message:
+            raise ValueError(f"KATO_{key.upper()}={_env('KATO_' + key.upper())!r} is not allowed: {message}")
     return defaults
 
 

@@ -143,6 +143,9 @@ class SymbolStats:
     n_symbols: int
     total_unique_patterns: int
     total_pattern_frequencies: int
+    frequency: Mapping[str, int] = field(default_factory=dict)
+    affinity: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    finalized: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ class PredictConfig:
     length_max_ratio: float = 2.0
     jaccard_threshold: float = 0.3
     jaccard_min_overlap: int = 2
+    fuzzy_token_threshold: float = 0.0
+    affinity_emotive: str | None = None
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, object]) -> "PredictConfig":

@@ -1,6 +1,7 @@
 """Predictions for a session's STM against its node's knowledge (engine.md §5, api.md §7.3.7)."""
 from __future__ import annotations
 
+from kato_web.config import SESSION_DEFAULTS
 from kato_web.engine.predictor import JSONList, PredictConfig, predict
 from kato_web.services import monitoring
 from kato_web.services.context import Context
@@ -11,11 +12,12 @@ from kato_web.services.session_config import effective_config
 # The session settings that change what predictions contain.
 PREDICTION_KEYS = ("recall_threshold", "max_predictions", "use_token_matching", "rank_sort_algo",
                    "filter_pipeline", "length_min_ratio", "length_max_ratio", "jaccard_threshold",
-                   "jaccard_min_overlap")
+                   "jaccard_min_overlap", "fuzzy_token_threshold", "affinity_emotive")
 
 
 def prediction_settings(config: dict) -> dict:
-    return {key: config[key] for key in PREDICTION_KEYS}
+    # The optional kato-3.10.md keys are absent from an effective configuration while off.
+    return {key: config.get(key, SESSION_DEFAULTS[key]) for key in PREDICTION_KEYS}
 
 
 def compute_from_settings(ctx: Context, kb_id: str, stm: list, settings: dict,
