@@ -510,12 +510,34 @@ def symbol_stats(conn: Connection, kb_id: str) -> list[tuple]:
         .where(symbols_t.c.kb_id == kb_id).order_by(symbols_t.c.symbol))]
 
 
-def symbol_affinities(conn: Connection, kb_id: str, symbol: str | None = None) -> dict[str, dict[str, float]]:
-    """Return {symbol: {emotive: sum}} of the node (or of one symbol), symbols and emotives sorted."""
+def symbols_by_name(conn: Connection, kb_id: str, symbols: list[str]) -> dict[str, tuple[int, int]]:
+    """Return {symbol: (frequency, pattern-member frequency)} of the given symbols the node has."""
+    out = {}
+    for start in range(0, len(symbols), _ROWS_PER_STATEMENT):
+        chunk = symbols[start:start + _ROWS_PER_STATEMENT]
+        for symbol, frequency, pmf in conn.execute(
+                select(symbols_t.c.symbol, symbols_t.c.frequency, symbols_t.c.pattern_member_frequency)
+                .where(symbols_t.c.kb_id == kb_id, symbols_t.c.symbol.in_(chunk))):
+            out[symbol] = (int(frequency), int(pmf))
+    return out
+
+
+def symbol_affinities(conn: Connection, kb_id: str, symbol: str | None = None,
+                      symbols: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Return {symbol: {emotive: sum}} of the node (or of one symbol, or of some), sorted."""
+    if symbols is not None:
+        out: dict[str, dict[str, float]] = {}
+        for start in range(0, len(symbols), _ROWS_PER_STATEMENT):
+            out.update(_affinities(conn, kb_id, affinity_t.c.symbol.in_(symbols[start:start + _ROWS_PER_STATEMENT])))
+        return dict(sorted(out.items()))
+    return _affinities(conn, kb_id, affinity_t.c.symbol == symbol if symbol is not None else None)
+
+
+def _affinities(conn: Connection, kb_id: str, condition) -> dict[str, dict[str, float]]:
     stmt = (select(affinity_t.c.symbol, affinity_t.c.emotive, affinity_t.c.total)
             .where(affinity_t.c.kb_id == kb_id).order_by(affinity_t.c.symbol, affinity_t.c.emotive))
-    if symbol is not None:
-        stmt = stmt.where(affinity_t.c.symbol == symbol)
+    if condition is not None:
+        stmt = stmt.where(condition)
     out: dict[str, dict[str, float]] = {}
     for sym, emotive, total in conn.execute(stmt):
         out.setdefault(sym, {})[emotive] = float(total)

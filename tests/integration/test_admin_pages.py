@@ -175,10 +175,12 @@ def test_login_cookie_is_httponly_and_samesite(admin):
 # ---------------------------------------------------------------- settings
 
 def test_settings_page_lists_every_setting_primary_first(signed_in):
-    """Show all 22 settings, recall_threshold and max_predictions first, with ranges."""
+    """Show all 24 settings, recall_threshold and max_predictions first, with ranges."""
     html = signed_in.get("/admin/settings").get_data(as_text=True)
     labels = re.findall(r'<label for="([a-z_]+)">', html)
-    assert labels[:2] == ["recall_threshold", "max_predictions"] and len(labels) == 22
+    # 22 + kato-3.10.md §1.3's fuzzy_token_threshold and affinity_emotive
+    assert labels[:2] == ["recall_threshold", "max_predictions"] and len(labels) == 24
+    assert {"fuzzy_token_threshold", "affinity_emotive"} <= set(labels)
     assert "Allowed: 0.0 – 1.0" in html and "Allowed: 1 – 10000" in html
 
 
