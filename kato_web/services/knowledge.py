@@ -324,6 +324,10 @@ def forget_counted(ctx: Context, kb_id: str | None = None) -> tuple[int, int]:
 def _warm_up() -> None:
     try:
         engine_index.warm_up()
+        warm = VectorSet()  # the vector screening kernel (engine/vectors.py)
+        for k in range(16):
+            warm.add(str(k), [float(k), 0.0])
+        warm.nearest([0.5, 0.0])
     except Exception:  # pragma: no cover - a failed warm-up only means a slower first call
         pass
 

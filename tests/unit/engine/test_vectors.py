@@ -25,10 +25,13 @@ def test_matches_a_brute_force_search_on_random_data_with_many_rows():
         stored[name] = values
         vectors.add(name, values)
     assert vectors.dimensions() == {5: 1000, 8: 2000}
+    loaded = VectorSet()  # as a worker loads them: stored rows in blocks
+    loaded.add_bytes((name, len(v), encode(v)) for name, v in stored.items())
+    assert loaded.dimensions() == vectors.dimensions()
     for _ in range(50):
         for dim in (5, 8):
             query = rng.integers(-3, 4, size=dim).astype(float).tolist()
-            assert vectors.nearest(query) == brute_force(stored, query)
+            assert vectors.nearest(query) == loaded.nearest(query) == brute_force(stored, query)
     assert vectors.nearest([0.0] * 6) == []  # no vector of that dimension
 
 
