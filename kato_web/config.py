@@ -7,9 +7,15 @@ the admin page can override them at run time through the `settings` table.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# The service's version, as GET / and GET /status report it.
+VERSION = "1.1.0"
+# The KATO release whose API kato-web answers like (kato-3.10.md decision 13).
+KATO_API_VERSION = "3.10.1"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
@@ -82,18 +88,17 @@ def _parse_default(key: str, raw: str):
 def session_defaults_from_env() -> dict:
     """Return the session defaults, each overridable by KATO_<KEY upper-case>.
 
-    The kato-3.10.md keys are checked with a session's own rules: a bad value stops the start.
+    KATO_FUZZY_TOKEN_THRESHOLD is checked like a session's value (a number in [0, 1],
+    kato-3.10.md §1.3): a bad value stops the start.
     """
-    from kato_web.services.session_config import check_values  # it imports this module
-
     defaults = {}
     for key, value in SESSION_DEFAULTS.items():
         raw = _env("KATO_" + key.upper())
         defaults[key] = value if raw is None else _parse_default(key, raw)
-    for key in ("fuzzy_token_threshold", "affinity_emotive"):
-        message = check_values({key: defaults[key]}).get(key) if defaults[key] is not None else None
-        if message:
-            raise ValueError(f"KATO_{key.upper()}={_env('KATO_' + key.upper())!r} is not allowed: {message}")
+    fuzzy = defaults["fuzzy_token_threshold"]
+    if not (math.isfinite(fuzzy) and 0.0 <= fuzzy <= 1.0):
+        raise ValueError(f"KATO_FUZZY_TOKEN_THRESHOLD={_env('KATO_FUZZY_TOKEN_THRESHOLD')!r} is not allowed: "
+                         "Must be a number between 0.0 and 1.0")
     return defaults
 
 
@@ -147,7 +152,6 @@ class Config:
     """Everything the app reads from the environment."""
 
     database_url: str = field(default_factory=default_database_url)
-    cache_url: str | None = None
     service_name: str = "kato"
     session_ttl: int = 3600
     session_auto_extend: bool = True
@@ -161,7 +165,7 @@ class Config:
     db_pre_ping: bool = True
     db_ping_idle_seconds: float = 5.0
     # Responses over gzip_min_bytes are gzipped for clients that accept it; level 1 because
-    # CPU, not bandwidth, runs out first. Levels 0-3 use ISA-L, 4-9 zlib (compression.py).
+    # CPU, not bandwidth, runs out first. Levels 0-3 use ISA-L, 4-9 zlib (web/compression.py).
     gzip_min_bytes: int = 1024
     gzip_level: int = 1
     # How often a worker pushes its request figures to the metrics shared by all workers.
@@ -171,13 +175,13 @@ class Config:
     admin_password: str | None = None
     secret_key: str | None = None
     expose_worker_pid: bool = False
-    # orjson for responses (json_provider.py); load the prediction kernels in the background
-    # when a worker starts (services/knowledge.py); the compiled prediction path (engine/index.py).
+    # orjson for responses (web/json_provider.py); load the prediction kernels in the background
+    # when a worker starts (services/knowledge.py); the compiled prediction path (engine/index/).
     fast_json: bool = True
     warm_up: bool = True
     fast_predict: bool = True
     # Give freed heap memory back to the OS once responses larger than trim_after_bytes have
-    # stopped for trim_delay_seconds (heap.py; 0 bytes: never).
+    # stopped for trim_delay_seconds (web/heap.py; 0 bytes: never).
     trim_after_bytes: int = 8 * 1024 * 1024
     trim_delay_seconds: float = 5.0
     testing: bool = False
@@ -187,7 +191,6 @@ class Config:
         server = ServerSettings.from_env()
         return cls(
             database_url=_env("KATO_DATABASE_URL", default_database_url()),
-            cache_url=_env("KATO_CACHE_URL"),
             service_name=_env("KATO_SERVICE_NAME", "kato"),
             session_ttl=_env_int("KATO_SESSION_TTL", 3600),
             session_auto_extend=_env_bool("KATO_SESSION_AUTO_EXTEND", True),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from kato_web import KATO_API_VERSION, __version__
+from kato_web.config import KATO_API_VERSION, VERSION
 from kato_web.services.context import Context
 from kato_web.services.sessions import iso_offset
 from kato_web.store import repositories as repo
@@ -46,5 +46,5 @@ def status(ctx: Context) -> dict:
                        "eviction_ttl_seconds": ctx.config.session_ttl,
                        "processors": [{"processor_id": n["kb_id"], "created_at": iso_offset(n["created_at"])}
                                       for n in nodes[:100]]},
-        "version": __version__, "kato_api_version": KATO_API_VERSION,
+        "version": VERSION, "kato_api_version": KATO_API_VERSION,
     }

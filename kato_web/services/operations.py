@@ -12,12 +12,12 @@ from kato_web.engine import stm as stm_engine
 from kato_web.engine import vectors as vector_engine
 from kato_web.engine.observation import Observation, VectorDimensionError
 from kato_web.engine.pattern import LearnRequest, merge_metadata, push_emotive_records
-from kato_web.errors import ApiError
 from kato_web.services import knowledge, monitoring, predict
 from kato_web.services.context import Context
 from kato_web.services.session_config import effective_config
 from kato_web.services.sessions import open_session, open_session_with_defaults
 from kato_web.store import repositories as repo
+from kato_web.web.errors import ApiError
 
 
 def _stm_config(config: dict) -> stm_engine.StmConfig:
