@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from kato_web.config import SESSION_DEFAULTS
 from kato_web.engine.predictor import JSONList, PredictConfig, predict
+from kato_web.engine.types import RANK_KEYS
 from kato_web.services import monitoring
 from kato_web.services.context import Context
 from kato_web.services.knowledge import as_seen_by, node_knowledge
@@ -17,7 +18,12 @@ PREDICTION_KEYS = ("recall_threshold", "max_predictions", "use_token_matching", 
 
 def prediction_settings(config: dict) -> dict:
     # The optional kato-3.10.md keys are absent from an effective configuration while off.
-    return {key: config.get(key, SESSION_DEFAULTS[key]) for key in PREDICTION_KEYS}
+    settings = {key: config.get(key, SESSION_DEFAULTS[key]) for key in PREDICTION_KEYS}
+    if settings["rank_sort_algo"] not in RANK_KEYS:
+        # TEMPORARY(k310-engine): a weighted_* name is accepted (kato-3.10.md §1.3) before the
+        # engine ranks by it; until then it ranks like the default instead of failing.
+        settings["rank_sort_algo"] = SESSION_DEFAULTS["rank_sort_algo"]
+    return settings
 
 
 def compute_from_settings(ctx: Context, kb_id: str, stm: list, settings: dict,

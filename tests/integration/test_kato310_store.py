@@ -294,9 +294,17 @@ def test_new_keys_are_validated_on_update_and_create(client, new_session, key, v
 def test_weighted_rank_names_are_accepted(client, new_session):
     # kato-3.10.md §1.3: 20 allowed rank_sort_algo names
     sid = new_session("cfg-rank")
+    learn(client, sid, [["a"], ["b"], ["c"]])
+    learn(client, sid, [["a"], ["b"], ["d"]])
     for name in ("weighted_similarity", "weighted_evidence", "weighted_confidence", "weighted_snr"):
         assert client.post(f"/sessions/{sid}/config", json={"config": {"rank_sort_algo": name}}).status_code == 200
         assert client.get(f"/sessions/{sid}/config").get_json()["config"]["rank_sort_algo"] == name
+        # ranking by a weighted key with affinity off never fails (decision 19: null ranks last)
+        observe(client, sid, strings=["a"])
+        observe(client, sid, strings=["b"])
+        resp = client.get(f"/sessions/{sid}/predictions")
+        assert resp.status_code == 200 and len(resp.get_json()["predictions"]) == 2
+        client.post(f"/sessions/{sid}/clear-stm")
 
 
 def test_server_default_fuzzy_threshold_is_checked_at_start(monkeypatch):
