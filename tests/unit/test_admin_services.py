@@ -352,3 +352,13 @@ def test_explain_marks_missing_symbols_of_present_events():
     assert explained["present"] == [[{"symbol": "a", "matched": True}, {"symbol": "b", "matched": False}],
                                     [{"symbol": "c", "matched": True}]]
     assert explained["metrics"]["potential"] == 1.2 and explained["past"] == [["p"]]
+
+
+def test_explain_carries_fuzzy_anomalies():
+    """kato-3.10.md §1.4b: the session view lists a prediction's anomalies ([] when there are none)."""
+    base = {"name": "n", "past": [], "present": [["apple", "banana"]], "missing": [[]], "extras": [[]],
+            "future": [], "matches": ["apple", "bannana"], "similarity": 0.5, "evidence": 1.0,
+            "confidence": 1.0, "snr": 1.0, "potential": 3.0, "frequency": 1, "fragmentation": 0}
+    anomaly = {"observed": "bannana", "expected": "banana", "similarity": 0.923076923076923}
+    assert svc.explain({**base, "anomalies": [anomaly]})["anomalies"] == [anomaly]
+    assert svc.explain(base)["anomalies"] == []
