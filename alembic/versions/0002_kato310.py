@@ -1,7 +1,7 @@
 """KATO 3.10.1 storage: finalized nodes, symbol affinity, learned vectors, raw pattern emotives
 
 Revision ID: 0002_kato310
-Revises: 0001
+Revises: 0002_ops
 Create Date: 2026-12-03 20:00:00
 
 kato-3.10.md decisions 15–17:
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 
 revision = '0002_kato310'
-down_revision = '0001'
+down_revision = '0002_ops'
 branch_labels = None
 depends_on = None
 

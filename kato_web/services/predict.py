@@ -1,9 +1,7 @@
 """Predictions for a session's STM against its node's knowledge (engine.md §5, api.md §7.3.7)."""
 from __future__ import annotations
 
-from kato_web.config import SESSION_DEFAULTS
 from kato_web.engine.predictor import JSONList, PredictConfig, predict
-from kato_web.engine.types import RANK_KEYS
 from kato_web.services import monitoring
 from kato_web.services.context import Context
 from kato_web.services.knowledge import as_seen_by, node_knowledge
@@ -17,13 +15,9 @@ PREDICTION_KEYS = ("recall_threshold", "max_predictions", "use_token_matching", 
 
 
 def prediction_settings(config: dict) -> dict:
-    # The optional kato-3.10.md keys are absent from an effective configuration while off.
-    settings = {key: config.get(key, SESSION_DEFAULTS[key]) for key in PREDICTION_KEYS}
-    if settings["rank_sort_algo"] not in RANK_KEYS:
-        # TEMPORARY(k310-engine): a weighted_* name is accepted (kato-3.10.md §1.3) before the
-        # engine ranks by it; until then it ranks like the default instead of failing.
-        settings["rank_sort_algo"] = SESSION_DEFAULTS["rank_sort_algo"]
-    return settings
+    # fuzzy_token_threshold and affinity_emotive are in the effective config only once set
+    # (kato-3.10.md §1.3); a missing one is None, which PredictConfig reads as its default.
+    return {key: config.get(key) for key in PREDICTION_KEYS}
 
 
 def compute_from_settings(ctx: Context, kb_id: str, stm: list, settings: dict,
@@ -36,7 +30,7 @@ def compute_from_settings(ctx: Context, kb_id: str, stm: list, settings: dict,
     JSON text and number) and future_potentials as the JSON bytes of that list: engine/index/
     writes them without building thousands of Python objects.
     """
-    if sum(len(event) for event in stm) < 2:
+    if not any(stm):  # one symbol is enough (kato-3.10.md decision 14); an empty STM is not
         return (JSONList(b"[]", 0), b"[]") if as_json else ([], [])
     knowledge = node_knowledge(ctx, kb_id, node)
     with knowledge.lock:
@@ -53,7 +47,7 @@ def compute_in_transaction(conn, kb_id: str, stm: list, config: dict,
     With `ctx`, this worker's index is used, with `conn`'s newer rows applied provisionally;
     without, the index is built from `conn`'s rows.
     """
-    if sum(len(event) for event in stm) < 2:
+    if not any(stm):
         return [], []
     with as_seen_by(ctx, conn, kb_id) as (index, stats):
         result = predict(stm, index, stats, PredictConfig.from_mapping(prediction_settings(config)))
