@@ -417,3 +417,67 @@ def test_observe_sequence_sees_vectors_learned_earlier_in_the_same_request(clien
     event = client.get(f"/sessions/{sid}/stm").get_json()["stm"][-1]
     assert event == sorted({vector_symbol([[1.0, 2.4]]), vector_symbol([[1.0, 2.0]]),
                             vector_symbol([[1.0, 2.5]])})
+
+
+# ---------------------------------------------------------------- both halves together
+
+def _predictions(client, sid, stm):
+    client.post(f"/sessions/{sid}/clear-stm")
+    for event in stm:
+        observe(client, sid, strings=event)
+    resp = client.get(f"/sessions/{sid}/predictions")
+    assert resp.status_code == 200
+    return {p["name"]: p for p in resp.get_json()["predictions"]}
+
+
+def test_finalize_switches_entropies_to_whole_patterns_until_clear_all(client, new_session):
+    # kato-3.10.md §1.4e worked example and decision 15 (live values after finalize)
+    sid = new_session("fin-example")
+    p1 = learn(client, sid, [["a"], ["b"], ["c"]]).removeprefix("PTRN|")
+    p2 = learn(client, sid, [["a"], ["d"]]).removeprefix("PTRN|")
+    keys = ("normalized_entropy", "global_normalized_entropy", "entropy")
+    live = _predictions(client, sid, [["a"], ["b"]])
+    assert [live[p1][k] for k in keys] == [0.5, 0.25, 1.0]
+    assert [live[p2][k] for k in keys] == [0.0, 0.0, 0.0]
+    assert live[p1]["tfidf_score"] == 0.75
+    client.post(f"/sessions/{sid}/finalize-training")
+    final = _predictions(client, sid, [["a"], ["b"]])
+    assert [final[p1][k] for k in keys] == [0.792481250360578, 0.5, 1.584962500721156]
+    assert [final[p2][k] for k in keys] == [0.5, 0.25, 1.0]
+    assert final[p1]["tfidf_score"] == 0.5555555555555555
+    # computed live: a later learn changes N_sym and π, and the answers follow
+    learn(client, sid, [["e"], ["f"]])
+    later = _predictions(client, sid, [["a"], ["b"]])
+    assert later[p1]["normalized_entropy"] != final[p1]["normalized_entropy"]
+    assert later[p1]["entropy"] == final[p1]["entropy"]  # log2 over the pattern alone
+    client.post(f"/sessions/{sid}/clear-all")
+    p1 = learn(client, sid, [["a"], ["b"], ["c"]]).removeprefix("PTRN|")
+    learn(client, sid, [["a"], ["d"]])
+    assert [_predictions(client, sid, [["a"], ["b"]])[p1][k] for k in keys] == [0.5, 0.25, 1.0]
+
+
+def test_learned_affinity_weights_the_predictions_of_a_session_that_asks(client, new_session):
+    # kato-3.10.md §1.4c–d and decision 19: w(t) = |aff(t,e)|/f(t) + 0.01, else 0.01
+    teacher = new_session("weights")
+    p1 = learn(client, teacher, [["a"], ["b"], ["c"]], emotives={"joy": 1.0}).removeprefix("PTRN|")
+    learn(client, new_session("weights"), [["a"], ["d"]])  # f(a) = 2, no affinity added
+    reader = new_session("weights")
+    off = _predictions(client, reader, [["a"], ["b"]])[p1]
+    assert [off[k] for k in ("weighted_similarity", "weighted_evidence", "weighted_confidence",
+                             "weighted_snr")] == [None, None, None, None]
+    client.post(f"/sessions/{reader}/config", json={"config": {"affinity_emotive": "joy"}})
+    on = _predictions(client, reader, [["a"], ["b"]])[p1]
+    wa, wb, wc = 1.0 / 2 + 0.01, 1.0 / 1 + 0.01, 1.0 / 1 + 0.01
+    assert on["weighted_similarity"] == pytest.approx(2 * (wa + wb) / ((wa + wb) + (wa + wb + wc)), rel=1e-12)
+    assert on["weighted_evidence"] == pytest.approx((wa + wb) / (wa + wb + wc), rel=1e-12)
+    assert on["weighted_confidence"] == pytest.approx(1.0, rel=1e-12)
+    assert on["weighted_snr"] == pytest.approx(1.0, rel=1e-12)
+    # potential uses the weighted trio when affinity is on
+    assert on["potential"] - off["potential"] == pytest.approx(
+        (on["weighted_evidence"] + on["weighted_confidence"]) * on["weighted_snr"]
+        - (off["evidence"] + off["confidence"]) * off["snr"], rel=1e-9)
+    # a later learn with emotives changes the weights at once (the worker's copy is refreshed)
+    learn(client, new_session("weights"), [["a"], ["x"]], emotives={"joy": 3.0})
+    again = _predictions(client, reader, [["a"], ["b"]])[p1]
+    wa = (1.0 + 3.0) / 3 + 0.01
+    assert again["weighted_evidence"] == pytest.approx((wa + wb) / (wa + wb + wc), rel=1e-12)
