@@ -58,8 +58,6 @@ __all__ = [
     "rank_ensemble",
     "rank_order",
     "WEIGHTED_KEYS",
-    "AffinityWeights",
-    "weighted_values",
     "predict",
 ]
 
@@ -225,47 +223,6 @@ def passes_filters(record: PatternRecord, state: State, cfg: PredictConfig) -> b
     return True
 
 
-class AffinityWeights:
-    """The weights w(t) of one prediction call (kato-3.10.md §1.4d, decision 19)."""
-
-    __slots__ = ("cache", "frequency", "affinity", "emotive")
-
-    def __init__(self, stats: SymbolStats, emotive: str):
-        self.cache: dict[str, float] = {}
-        self.frequency = stats.frequency
-        self.affinity = stats.affinity
-        self.emotive = emotive
-
-    def sum(self, symbols: Iterable[str]) -> float:
-        """Return Σ w(t) over the symbols, left to right, each weight computed once per call."""
-        cache = self.cache
-        total = 0
-        for t in symbols:
-            w = cache.get(t)
-            if w is None:
-                w = cache[t] = mx.affinity_weight(
-                    self.frequency.get(t, 0), (self.affinity.get(t) or {}).get(self.emotive, 0.0))
-            total = total + w
-        return total
-
-
-def weighted_values(weights: AffinityWeights, w_state: float, s: Sequence[str],
-                    flat: Sequence[str], rho: Sequence[str], matches: Sequence[str],
-                    anomalies: Sequence[dict]) -> tuple:
-    """Return (weighted similarity, evidence, confidence, snr) of one prediction (§1.4d).
-
-    M = the matches, S = the state (its weight sum ``w_state``), P = the flat pattern, ρ = the
-    flat present, X = the displayed extras flattened: the state symbols outside the present,
-    fuzzy-observed ones excluded (decision 18).
-    """
-    in_present = set(rho)
-    if anomalies:
-        in_present.update(a["observed"] for a in anomalies)
-    extras = [t for t in s if t not in in_present]
-    return mx.weighted_metrics(weights.sum(matches), w_state, weights.sum(flat), weights.sum(rho),
-                               weights.sum(extras))
-
-
 class _Ensemble:
     """The ensemble-wide quantities of one prediction call (engine.md §6)."""
 
@@ -296,7 +253,7 @@ class _Ensemble:
         # Affinity weights w(t) (kato-3.10.md §1.4d, decision 19), only when asked for.
         self.weights = None
         if affinity_emotive is not None:
-            self.weights = AffinityWeights(stats, affinity_emotive)
+            self.weights = mx.AffinityWeights(stats, affinity_emotive)
             self.w_state = self.weights.sum(state.s)
 
         # Σ sim·prior and the future groups' W_φ, summed in candidate (learn) order.
@@ -326,7 +283,7 @@ class _Ensemble:
         """Return (weighted similarity, evidence, confidence, snr), or None when off (§1.4d)."""
         if self.weights is None:
             return None
-        return weighted_values(self.weights, self.w_state, self.state.s, c.record.flat, c.rho,
+        return mx.weighted_values(self.weights, self.w_state, self.state.s, c.record.flat, c.rho,
                                c.matches, c.anomalies)
 
     def itfdf(self, c: Candidate, rho_counts: Mapping[str, int]) -> float:

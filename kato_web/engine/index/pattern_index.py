@@ -50,7 +50,8 @@ import orjson
 
 from .. import metrics as mx
 from ..matching import fuzzy_matches
-from ..predictor import AffinityWeights, predict as _direct_predict, weighted_values
+from ..metrics import AffinityWeights, weighted_values
+from ..predictor import predict as _direct_predict
 from ..types import JSONList, PatternRecord, PredictConfig, RANK_KEYS, SymbolStats, WEIGHTED_KEYS
 from . import compiled
 from .candidates import _count_bound, candidate_positions
