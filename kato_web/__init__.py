@@ -22,6 +22,9 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the WSGI app: settings, database, blueprints and error handlers."""
     config = config or Config.from_env()
     app = Flask(__name__, static_folder=None)
+    # "//" in a path is not merged by a redirect (werkzeug's answer would be an HTML page):
+    # such a path names no route and gets the usual JSON 404, as on KATO.
+    app.url_map.merge_slashes = False
     app.config.update(
         MAX_CONTENT_LENGTH=config.max_request_bytes,
         # None: the admin cookie key is made once and kept in the database (admin/cookie_session.py).

@@ -218,3 +218,10 @@ def test_stm_event_and_byte_bounds(client, kato, sid):
 def test_gzip_bodies_get_the_same_checks(client, kato, raw):
     refused(client, kato, "POST", "/sessions", (400, 422), data=raw,
             headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+
+
+@pytest.mark.parametrize("path", ["/sessions//stm", "/sessions//count", "/sessions/a%2F%2Fb/stm", "/metrics//x"])
+def test_doubled_slashes_get_json_not_a_redirect_page(client, kato, path):
+    # Found by the fuzz test: werkzeug merged "//" with an HTML 308 redirect.
+    body = refused(client, kato, "GET", path, (404,))
+    assert body == {"detail": "Not Found"}
