@@ -1,4 +1,5 @@
-"""Command line: `python -m kato_web migrate` upgrades the configured database to head."""
+"""Command line: `python -m kato_web migrate` upgrades the configured database to head;
+`python -m kato_web evaluate JOB_ID` runs one queued admin evaluation (the admin page starts it)."""
 import sys
 
 from kato_web.config import Config
@@ -11,7 +12,10 @@ def main(argv: list[str]) -> int:
         upgrade(url)
         print(f"database migrated to head: {url.split('@')[-1]}")
         return 0
-    print("usage: python -m kato_web migrate", file=sys.stderr)
+    if argv[:1] == ["evaluate"] and len(argv) == 2:
+        from kato_web.services import evaluation_jobs
+        return evaluation_jobs.run(Config.from_env(), argv[1])
+    print("usage: python -m kato_web migrate | evaluate JOB_ID", file=sys.stderr)
     return 2
 
 

@@ -168,7 +168,21 @@ class Config:
     # stopped for trim_delay_seconds (heap.py; 0 bytes: never).
     trim_after_bytes: int = 8 * 1024 * 1024
     trim_delay_seconds: float = 5.0
+    # The admin page's accuracy evaluation (services/evaluation_jobs.py) runs in a process of
+    # its own, bounded by these: wall-clock seconds, held-out sequences, the node's patterns
+    # (each evaluation builds its own index of them) and the process's data memory in MB.
+    eval_max_seconds: int = 600
+    eval_max_sample: int = 2000
+    eval_max_patterns: int = 500_000
+    eval_max_memory_mb: int = 4096
     testing: bool = False
+
+    def __post_init__(self) -> None:
+        for name, low in (("eval_max_seconds", 1), ("eval_max_sample", 1), ("eval_max_patterns", 1),
+                          ("eval_max_memory_mb", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"KATO_{name.upper()} must be an integer of at least {low}, got {value!r}")
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -197,4 +211,8 @@ class Config:
             admin_password=_env("KATO_ADMIN_PASSWORD"),
             secret_key=_env("KATO_SECRET_KEY"),
             expose_worker_pid=_env_bool("KATO_EXPOSE_WORKER_PID", False),
+            eval_max_seconds=_env_int("KATO_EVAL_MAX_SECONDS", 600),
+            eval_max_sample=_env_int("KATO_EVAL_MAX_SAMPLE", 2000),
+            eval_max_patterns=_env_int("KATO_EVAL_MAX_PATTERNS", 500_000),
+            eval_max_memory_mb=_env_int("KATO_EVAL_MAX_MEMORY_MB", 4096),
         )
