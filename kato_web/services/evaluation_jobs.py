@@ -20,7 +20,6 @@ Here it becomes a job an operator starts, watches, cancels and applies:
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -31,12 +30,14 @@ import time
 import traceback
 import uuid
 
+import orjson
+
 from kato_web.config import PROJECT_ROOT, Config
 from kato_web.services import admin as admin_svc
 from kato_web.services import evaluation as ev
 from kato_web.services import predict as predict_svc
 from kato_web.services.context import Context
-from kato_web.services.sessions import iso_z, server_defaults
+from kato_web.services.sessions import server_defaults
 from kato_web.store import repositories as repo
 
 log = logging.getLogger("kato_web.evaluation")
@@ -77,15 +78,17 @@ def parse_jsonl(data: bytes, cap: int) -> list[list[list[str]]]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            # orjson refuses lone surrogates, which no database could store.
+            value = orjson.loads(line.encode("utf-8"))
         except ValueError:
             raise EvaluationError("upload", f"Line {number} is not valid JSON") from None
         if isinstance(value, list) and all(isinstance(s, str) for s in value):
             value = [[s] for s in value]
         if not isinstance(value, list) or not all(
-                isinstance(e, list) and all(isinstance(s, str) for s in e) for e in value):
+                isinstance(e, list) and all(isinstance(s, str) and "\x00" not in s for s in e) for e in value):
             raise EvaluationError("upload", f"Line {number} must be a list of events, each a list of "
-                                            'strings, e.g. [["a"], ["b", "c"]]')
+                                            "strings without NUL characters, e.g. "
+                                            '[["a"], ["b", "c"]]')
         sequences.append(value)
         if len(sequences) > cap:
             raise EvaluationError("upload", f"More than {cap} sequences; the limit is {cap} "
@@ -102,13 +105,24 @@ def _sample_size(raw, cap: int) -> int:
     return int(text)
 
 
+def _stale(jobs: list[dict], now: float) -> list[dict]:
+    return [job for job in jobs if now - (job["heartbeat_at"] or job["created_at"]) > STALE_SECONDS]
+
+
 def _reap_stale(conn, now: float) -> None:
-    for job in repo.active_evaluations(conn):
-        seen = job["heartbeat_at"] or job["created_at"]
-        if now - seen > STALE_SECONDS:
-            repo.finish_evaluation(conn, job["job_id"], "failed", now,
-                                   error="The evaluation process stopped reporting (it was killed, "
-                                         "or the server restarted).")
+    for job in _stale(repo.active_evaluations(conn), now):
+        repo.finish_evaluation(conn, job["job_id"], "failed", now,
+                               error="The evaluation process stopped reporting (it was killed, "
+                                     "or the server restarted).")
+
+
+def _reap_if_stale(ctx: Context, now: float) -> None:
+    # Pages poll every second: look in a read transaction, write only when something is stale.
+    with ctx.db.transaction(write=False) as conn:
+        stale = _stale(repo.active_evaluations(conn), now)
+    if stale:
+        with ctx.db.transaction() as conn:
+            _reap_stale(conn, now)
 
 
 def start(ctx: Context, kb_id: str, sample: str, n=None, upload: bytes | None = None,
@@ -165,7 +179,13 @@ def start(ctx: Context, kb_id: str, sample: str, n=None, upload: bytes | None = 
                                       "sequences": sequences, "progress_done": 0, "progress_total": 0,
                                       "cancel_requested": False, "created_at": now})
     if spawn:
-        launch(config, job_id)
+        try:
+            launch(config, job_id)
+        except OSError as err:
+            with ctx.db.transaction() as conn:
+                repo.finish_evaluation(conn, job_id, "failed", ctx.clock(),
+                                       error=f"Could not start the evaluation process: {err}")
+            raise EvaluationError("kb_id", f"Could not start the evaluation process: {err}") from None
     return job_id
 
 
@@ -209,8 +229,6 @@ def _limit_resources(config: Config) -> None:
 
 def _load(db, job: dict) -> tuple[list, list, list]:
     """Return (training sequences, their frequencies, held-out sequences) of a job."""
-    from orjson import loads
-
     params = job["params"]
     events, frequencies = [], []
     with db.transaction(write=False, snapshot=True) as conn:
@@ -219,7 +237,7 @@ def _load(db, job: dict) -> tuple[list, list, list]:
             raise ValueError(f"The node {job['kb_id']} no longer exists")
         for rows in repo.iter_patterns_in_learn_order(conn, job["kb_id"], node["change_seq"], batch=10000):
             _names, texts, freqs, _emotives, _seqs = zip(*rows)
-            events.extend(loads("[" + ",".join(texts) + "]"))
+            events.extend(orjson.loads("[" + ",".join(texts) + "]"))
             frequencies.extend(int(f) for f in freqs)
     if params["sample"] == "last":
         n = params["n"]
@@ -312,23 +330,23 @@ def _summary(job: dict, now: float) -> dict:
             "label": LABELS.get(job["status"], job["status"]), "active": job["status"] in ACTIVE,
             "params": job["params"], "done": done, "total": total,
             "percent": int(100 * done / total) if total else 0,
-            "created_at": iso_z(job["created_at"]),
+            "created_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(job["created_at"])),
             "elapsed": (end - job["started_at"]) if job["started_at"] else 0.0,
             "cancel_requested": job["cancel_requested"], "error": job["error"]}
 
 
 def recent(ctx: Context, limit: int = 10) -> list[dict]:
     now = ctx.clock()
-    with ctx.db.transaction() as conn:
-        _reap_stale(conn, now)
+    _reap_if_stale(ctx, now)
+    with ctx.db.transaction(write=False) as conn:
         return [_summary(job, now) for job in repo.list_evaluations(conn, limit)]
 
 
 def detail(ctx: Context, job_id: str) -> dict | None:
     """Return a job for its page: progress, and when finished the result table."""
     now = ctx.clock()
-    with ctx.db.transaction() as conn:
-        _reap_stale(conn, now)
+    _reap_if_stale(ctx, now)
+    with ctx.db.transaction(write=False) as conn:
         job = repo.get_evaluation(conn, job_id)
         defaults = server_defaults(ctx, conn)
     if job is None:

@@ -127,6 +127,8 @@ def test_a_job_that_stopped_reporting_is_marked_failed(kato, node, clock):
     ({"kb_id": KB, "sample": "upload", "upload": b"[1, 2]\n"}, "upload", "Line 1 must be"),
     ({"kb_id": KB, "sample": "upload", "upload": b'["a"]\n{oops\n'}, "upload", "Line 2 is not valid JSON"),
     ({"kb_id": KB, "sample": "upload", "upload": b"\xff\xfe"}, "upload", "UTF-8"),
+    ({"kb_id": KB, "sample": "upload", "upload": b'["a", "\\ud800"]'}, "upload", "Line 1 is not valid JSON"),
+    ({"kb_id": KB, "sample": "upload", "upload": b'["a", "b\\u0000"]'}, "upload", "Line 1 must be"),
     ({"kb_id": KB, "sample": "upload", "upload": b"\n\n"}, "upload", "no sequence"),
     ({"kb_id": KB, "sample": "last", "n": "5", "rank_sort_algo": "bogus"}, "rank_sort_algo", "Unknown"),
 ])
@@ -205,3 +207,12 @@ def test_pages_need_a_login(kato, client):
     for path in ("/admin/evaluate", "/admin/evaluate/abc"):
         resp = client.get(path)
         assert resp.status_code == 302 and "/admin/login" in resp.headers["Location"]
+
+
+def test_a_process_that_cannot_start_fails_the_job(kato, node, monkeypatch):
+    def broken(config, job_id):
+        raise OSError("no such interpreter")
+    monkeypatch.setattr(jobs, "launch", broken)
+    with pytest.raises(jobs.EvaluationError, match="Could not start"):
+        jobs.start(kato, node, "last", n="5")
+    assert [job["status"] for job in jobs.recent(kato)] == ["failed"]
