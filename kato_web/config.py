@@ -11,6 +11,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The service's version, as GET / and GET /status report it.
+VERSION = "1.0.0"
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
@@ -135,7 +138,6 @@ class Config:
     """Everything the app reads from the environment."""
 
     database_url: str = field(default_factory=default_database_url)
-    cache_url: str | None = None
     service_name: str = "kato"
     session_ttl: int = 3600
     session_auto_extend: bool = True
@@ -149,7 +151,7 @@ class Config:
     db_pre_ping: bool = True
     db_ping_idle_seconds: float = 5.0
     # Responses over gzip_min_bytes are gzipped for clients that accept it; level 1 because
-    # CPU, not bandwidth, runs out first. Levels 0-3 use ISA-L, 4-9 zlib (compression.py).
+    # CPU, not bandwidth, runs out first. Levels 0-3 use ISA-L, 4-9 zlib (web/compression.py).
     gzip_min_bytes: int = 1024
     gzip_level: int = 1
     # How often a worker pushes its request figures to the metrics shared by all workers.
@@ -159,13 +161,13 @@ class Config:
     admin_password: str | None = None
     secret_key: str | None = None
     expose_worker_pid: bool = False
-    # orjson for responses (json_provider.py); load the prediction kernels in the background
-    # when a worker starts (services/knowledge.py); the compiled prediction path (engine/index.py).
+    # orjson for responses (web/json_provider.py); load the prediction kernels in the background
+    # when a worker starts (services/knowledge.py); the compiled prediction path (engine/index/).
     fast_json: bool = True
     warm_up: bool = True
     fast_predict: bool = True
     # Give freed heap memory back to the OS once responses larger than trim_after_bytes have
-    # stopped for trim_delay_seconds (heap.py; 0 bytes: never).
+    # stopped for trim_delay_seconds (web/heap.py; 0 bytes: never).
     trim_after_bytes: int = 8 * 1024 * 1024
     trim_delay_seconds: float = 5.0
     # The admin page's accuracy evaluation (services/evaluation_jobs.py) runs in a process of
@@ -189,7 +191,6 @@ class Config:
         server = ServerSettings.from_env()
         return cls(
             database_url=_env("KATO_DATABASE_URL", default_database_url()),
-            cache_url=_env("KATO_CACHE_URL"),
             service_name=_env("KATO_SERVICE_NAME", "kato"),
             session_ttl=_env_int("KATO_SESSION_TTL", 3600),
             session_auto_extend=_env_bool("KATO_SESSION_AUTO_EXTEND", True),

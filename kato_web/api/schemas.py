@@ -13,7 +13,7 @@ from typing import Any, Optional
 from flask import Request
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
 
-from kato_web.errors import RequestValidationError
+from kato_web.web.errors import RequestValidationError
 
 
 class _Body(BaseModel):
