@@ -264,7 +264,7 @@ def test_pages_fit_a_phone_screen(browser, server, learned):
     page = context.new_page()
     try:
         sign_in(page, server)
-        for path in ("/admin/settings", "/admin/nodes", f"/admin/sessions/{learned}",
+        for path in ("/admin/settings", "/admin/nodes", f"/admin/sessions/{learned}", "/admin/evaluate",
                      f"/admin/preview?run=1&kb_id={KB_ID}&stm=%5B%5B%22a%22%5D%2C%5B%22b%22%5D%5D"):
             page.goto(server.url + path)
             width = page.evaluate("document.documentElement.scrollWidth")
