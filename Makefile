@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test migrate venv dev-venv browser clean bench bench-accuracy
+.PHONY: run test migrate venv dev-venv browser nginx clean bench bench-accuracy
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ run: migrate
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
-test: dev-venv browser
+# The two-instance tests put Debian's nginx in front of two gunicorns (tests/e2e/test_two_instances.py).
+nginx:
+	command -v nginx >/dev/null || (apt-get update && apt-get install -y nginx)
+
+test: dev-venv browser nginx
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

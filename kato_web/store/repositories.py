@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from sqlalchemy import (BigInteger, Float, Integer, Text, bindparam, case, cast, delete, func, insert, literal,
-                        null, select, text, union_all, update)
+                        literal_column, null, select, text, union_all, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -95,9 +95,20 @@ NODE_COLUMNS = ("node_generation_", "node_change_seq_")
 
 
 def _node_version_columns():
-    """Scalar subqueries: the session's node's generation and change sequence."""
-    return tuple(select(column).where(nodes_t.c.kb_id == sessions_t.c.kb_id).scalar_subquery().label(label)
-                 for column, label in zip((nodes_t.c.generation, nodes_t.c.change_seq), NODE_COLUMNS))
+    """Scalar subqueries: the session's node's generation and change sequence.
+
+    Written as SQL text on purpose. SQLAlchemy renders an UPDATE's RETURNING clause for SQLite
+    without table names, nested subqueries included, so the Core form
+    ``select(nodes.generation).where(nodes.kb_id == sessions.kb_id)`` became
+    ``(SELECT nodes.generation FROM nodes WHERE kb_id = kb_id)``: both names resolve to
+    nodes.kb_id, the condition is always true, and SQLite answered the FIRST node's version for
+    every session. A worker then compared its copy of the session's node with another node's
+    (generation, change_seq) and, when the two happened to be equal, skipped the refresh and
+    predicted from a copy that missed the latest learns (0 predictions right after a learn).
+    """
+    return tuple(literal_column(f"(SELECT nodes.{column} FROM nodes WHERE nodes.kb_id = sessions.kb_id)",
+                                BigInteger).label(label)
+                 for column, label in zip(("generation", "change_seq"), NODE_COLUMNS))
 
 
 def _split_settings(row) -> tuple[dict, dict]:

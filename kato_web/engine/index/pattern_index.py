@@ -77,8 +77,6 @@ class PatternIndex(PatternColumns):
     Not thread-safe: callers serialise updates and predictions (the knowledge cache holds a lock).
     """
 
-    # ------------------------------------------------------------------ prediction
-
     def predict(self, stm: Sequence[Sequence[str]], stats: SymbolStats, cfg: PredictConfig,
                 futures_json: bool = False, predictions_json: bool = False
                 ) -> tuple[list[dict] | JSONList, list[dict] | bytes]:
