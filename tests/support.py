@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("sessions", "symbols", "patterns", "nodes", "settings", "evaluations")
+TABLES = ("sessions", "symbols", "patterns", "nodes", "settings", "maintenance", "evaluations")
 
 
 def test_database_url() -> str | None:
@@ -66,7 +66,8 @@ def free_port() -> int:
 class Gunicorn:
     """A real gunicorn serving kato-web on a free port, for end-to-end tests."""
 
-    def __init__(self, database_url: str, workers: int = 2, threads: int = 4, env: dict | None = None):
+    def __init__(self, database_url: str, workers: int = 2, threads: int = 4, env: dict | None = None,
+                 output: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environment = dict(os.environ)
@@ -76,10 +77,17 @@ class Gunicorn:
             "KATO_LOG_LEVEL": "warning", "KATO_EXPOSE_WORKER_PID": "1",
         })
         environment.update(env or {})
+        # `output`: a directory that receives the server's stdout.log and stderr.log.
+        streams = {}
+        if output is not None:
+            output.mkdir(parents=True, exist_ok=True)
+            streams = {"stdout": open(output / "stdout.log", "wb"), "stderr": open(output / "stderr.log", "wb")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
-            cwd=ROOT, env=environment, start_new_session=True,
+            cwd=ROOT, env=environment, start_new_session=True, **streams,
         )
+        for stream in streams.values():
+            stream.close()  # the child has its own copies
 
     def wait_ready(self, timeout: float = 30.0) -> "Gunicorn":
         deadline = time.time() + timeout
@@ -92,6 +100,7 @@ class Gunicorn:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
+        self.stop()  # never leave a server behind that could come up later on a shared database
         raise RuntimeError("gunicorn did not become ready")
 
     def kill(self) -> None:

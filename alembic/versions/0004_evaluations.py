@@ -1,14 +1,14 @@
 """evaluations: accuracy evaluations started from the admin page (issue 17)
 
 Revision ID: 0004_evaluations
-Revises: 0001
+Revises: 0002_ops
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0004_evaluations'
-down_revision = '0001'
+down_revision = '0002_ops'
 branch_labels = None
 depends_on = None
 

@@ -151,12 +151,16 @@ def test_limits_on_sample_and_node_size(kato, node):
         jobs.start(kato, node, "last", n="2", spawn=False)
 
 
-def test_config_refuses_bad_limits():
-    from kato_web.config import Config
-    with pytest.raises(ValueError, match="KATO_EVAL_MAX_SECONDS"):
-        Config(eval_max_seconds=0)
-    with pytest.raises(ValueError, match="KATO_EVAL_MAX_MEMORY_MB"):
-        Config(eval_max_memory_mb=-1)
+def test_config_refuses_bad_limits(monkeypatch):
+    from kato_web.config import Config, ConfigError
+    for name, value in (("KATO_EVAL_MAX_SECONDS", "0"), ("KATO_EVAL_MAX_SAMPLE", "many"),
+                        ("KATO_EVAL_MAX_MEMORY_MB", "-1")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match=f"{name}="):
+            Config.from_env()
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("KATO_EVAL_MAX_SECONDS", "30")
+    assert Config.from_env().eval_max_seconds == 30
 
 
 # ---------------------------------------------------------------- pages

@@ -9,7 +9,7 @@ from kato_web.store.migrate import downgrade, upgrade
 from kato_web.store.models import Base
 from tests.support import throwaway_database
 
-EXPECTED_TABLES = {"nodes", "patterns", "symbols", "sessions", "settings", "evaluations",
+EXPECTED_TABLES = {"nodes", "patterns", "symbols", "sessions", "settings", "maintenance", "evaluations",
                    "alembic_version"}
 
 

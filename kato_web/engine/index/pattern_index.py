@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
+import threading
 from contextlib import contextmanager
 from time import perf_counter
 from typing import Iterable, Sequence
@@ -365,10 +367,28 @@ class PatternIndex(PatternColumns):
         return index
 
 
+_kernels_ready = threading.Event()
+
+
+def kernels_ready() -> bool:
+    """Whether every kernel is loaded in this process (warm_up finished)."""
+    return _kernels_ready.is_set()
+
+
+def kernel_cache_dir() -> str | None:
+    """Where numba keeps the compiled kernels on disk (next to the code, or NUMBA_CACHE_DIR)."""
+    try:
+        return os.path.dirname(_count_bound._cache._cache_path + os.sep)
+    except AttributeError:
+        return None
+
+
 def warm_up() -> bool:
     """Load (or compile, the first time) every kernel, off the request path; return FAST."""
     if not compiled.FAST:
         return False
+    if _kernels_ready.is_set():
+        return True
     index = PatternIndex()
     index.add_many([("0" * 40, [["a", "b"], ["c"], ["d"]], 1, (), 1),
                     ("1" * 40, [["b"], ["x"]], 2, (), 2)])
@@ -394,4 +414,5 @@ def warm_up() -> bool:
     one = np.ones(1, _I64)
     _count_bound(index._indptr, index._positions, index._counts, one * 0, one, index._indexed,
                  index._n, index._pstart, 3, 0.5, 0, 10, 0, np.zeros(index._indexed, np.int32))
+    _kernels_ready.set()
     return True
