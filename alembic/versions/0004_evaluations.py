@@ -1,14 +1,14 @@
 """evaluations: accuracy evaluations started from the admin page (issue 17)
 
 Revision ID: 0004_evaluations
-Revises: 0002_ops
+Revises: 0002_kato310
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0004_evaluations'
-down_revision = '0002_ops'
+down_revision = '0002_kato310'
 branch_labels = None
 depends_on = None
 
