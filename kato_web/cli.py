@@ -153,9 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="upgrade the configured database to the latest schema")
     sub.add_parser("check", help="check the configuration, the database (reachable, migrations at "
                                  "head) and the compiled kernels; exit 1 if anything fails")
-    serve = sub.add_parser("serve", help="serve with gunicorn (gunicorn.conf.py, wsgi:app)")
-    serve.add_argument("gunicorn_args", nargs=argparse.REMAINDER,
-                       help="extra gunicorn options, passed through")
+    sub.add_parser("serve", help="serve with gunicorn (gunicorn.conf.py, wsgi:app); any further "
+                                 "options are gunicorn's, passed through (e.g. --timeout 60)")
     sub.add_parser("stats", help="print counts of nodes, patterns and sessions as JSON")
     sweep = sub.add_parser("sweep-sessions", help="delete every expired session now")
     sweep.add_argument("--batch", type=int, default=None, help="rows per delete (KATO_SESSION_SWEEP_BATCH)")
@@ -179,7 +178,11 @@ COMMANDS = {"migrate": cmd_migrate, "check": cmd_check, "serve": cmd_serve, "sta
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "serve":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.gunicorn_args = extra
     try:
         config = Config.from_env()
     except ConfigError as err:

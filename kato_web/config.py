@@ -114,12 +114,17 @@ def default_database_url() -> str:
     return "sqlite:///" + str(INSTANCE_DIR / "kato.sqlite3")
 
 
-# gunicorn's defaults, measured on 2 cores (docs/operations.md, gunicorn.conf.py).
-DEFAULT_THREADS = 4
+# gunicorn's defaults, measured on 2 cores (docs/operations.md, gunicorn.conf.py): one worker
+# per core, eight threads each.
+DEFAULT_THREADS = 8
 
 
 def default_workers() -> int:
-    return (os.cpu_count() or 1) * 2 + 1
+    """One worker per core this process may run on (a container's CPU set, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 class _Settings(BaseModel):
