@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ("sessions", "symbols", "symbol_affinity", "vectors", "patterns", "nodes", "settings", "maintenance",
-          "api_keys", "audit_log", "app_secrets", "admin_sessions", "rate_limits")
+          "evaluations", "api_keys", "audit_log", "app_secrets", "admin_sessions", "rate_limits")
 
 
 def test_database_url() -> str | None:

@@ -1,7 +1,7 @@
 """security: API keys, audit log, app secrets, admin sessions, rate-limit counters
 
 Revision ID: 0003_security
-Revises: 0002_kato310
+Revises: 0004_evaluations
 Create Date: 2026-12-03 19:58:56.081981
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0003_security'
-down_revision = '0002_kato310'
+down_revision = '0004_evaluations'
 branch_labels = None
 depends_on = None
 

@@ -12,8 +12,8 @@ from kato_web.store.models import Base
 from tests.support import throwaway_database
 
 EXPECTED_TABLES = {"nodes", "patterns", "symbols", "sessions", "settings", "maintenance", "symbol_affinity",
-                   "vectors", "api_keys", "audit_log", "app_secrets", "admin_sessions", "rate_limits",
-                   "alembic_version"}
+                   "vectors", "evaluations", "api_keys", "audit_log", "app_secrets", "admin_sessions",
+                   "rate_limits", "alembic_version"}
 
 
 def test_upgrade_from_empty_and_no_drift(tmp_path):
