@@ -4,13 +4,17 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from kato_web import __version__
+from kato_web.api import responses as R
 from kato_web.api.context import ctx
 from kato_web.services import health as svc
+from kato_web.web.openapi import describe
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/")
+@describe(summary="What this service is, and where its documentation lives", tag="service",
+          response=R.RootInfo)
 def root():
     return jsonify({
         "service": "KATO API", "version": __version__,
@@ -21,10 +25,12 @@ def root():
 
 
 @bp.get("/health")
+@describe(summary="Health (always 200; problems are reported in the body)", tag="service", response=R.Health)
 def health():
     return jsonify(svc.health(ctx()))
 
 
 @bp.get("/status")
+@describe(summary="Sessions, nodes and version", tag="service", response=R.Status)
 def status():
     return jsonify(svc.status(ctx()))

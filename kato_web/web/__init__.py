@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the blueprints (the OpenAPI document, its documentation pages)."""
