@@ -1,8 +1,25 @@
-"""Command line: `python -m kato_web migrate` upgrades the configured database to head."""
+"""Command line: `kato-web migrate` (or `python -m kato_web migrate`) and `kato-web serve`.
+
+migrate  upgrade the configured database (KATO_DATABASE_URL) to the latest schema
+serve    run gunicorn with kato-web's settings (KATO_BIND, KATO_WORKERS, …; README)
+"""
+import os
 import sys
 
 from kato_web.config import Config
 from kato_web.store.migrate import upgrade
+
+USAGE = "usage: kato-web {migrate|serve} (python -m kato_web … works the same)"
+
+
+def serve(extra: list[str]) -> int:
+    """Replace this process with gunicorn serving kato-web (extra arguments go to gunicorn)."""
+    from kato_web.resources import project_file
+
+    conf = str(project_file("gunicorn.conf.py"))
+    argv = [sys.executable, "-m", "gunicorn", "-c", conf, *extra, "kato_web:create_app()"]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
 
 
 def main(argv: list[str]) -> int:
@@ -11,9 +28,16 @@ def main(argv: list[str]) -> int:
         upgrade(url)
         print(f"database migrated to head: {url.split('@')[-1]}")
         return 0
-    print("usage: python -m kato_web migrate", file=sys.stderr)
+    if argv[:1] == ["serve"]:
+        return serve(argv[1:])
+    print(USAGE, file=sys.stderr)
     return 2
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Entry point of the `kato-web` console script."""
     sys.exit(main(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    cli()

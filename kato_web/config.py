@@ -11,8 +11,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kato_web.resources import instance_dir
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_DIR = PROJECT_ROOT / "instance"
+# The checkout's instance/ (make run), or ./instance for an installed kato-web.
+INSTANCE_DIR = instance_dir()
 
 # The 22 session configuration keys, in the order KATO emits them (api.md §5.5),
 # with kato-web's defaults (spec/README.md decision 3: filter_pipeline is []).

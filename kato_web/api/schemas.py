@@ -11,9 +11,10 @@ import re
 from typing import Any, Optional
 
 from flask import Request
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
 from kato_web.errors import RequestValidationError
+from kato_web.services.sessions import MAX_TTL_SECONDS
 
 
 class _Body(BaseModel):
@@ -21,17 +22,13 @@ class _Body(BaseModel):
 
 
 class CreateSessionRequest(_Body):
-    node_id: str
-    metadata: Optional[dict[str, Any]] = None
-    ttl_seconds: Optional[int] = None
-    config: Optional[dict[str, Any]] = None
-
-    @field_validator("ttl_seconds")
-    @classmethod
-    def _non_negative(cls, v):
-        if v is not None and v < 0:
-            raise ValueError("ttl_seconds must not be negative")
-        return v
+    node_id: str = Field(description="Selects the node whose long-term memory the session uses.")
+    metadata: Optional[dict[str, Any]] = Field(None, description="Stored and echoed; no meaning to kato-web.")
+    ttl_seconds: Optional[int] = Field(None, ge=0, le=MAX_TTL_SECONDS,
+                                       description="Sliding lifetime; `0` or absent: the server default.")
+    config: Optional[dict[str, Any]] = Field(
+        None, description="Initial settings (see POST /sessions/{session_id}/config); one invalid value "
+                          "and all are dropped, as KATO does.")
 
 
 class ObservationRequest(_Body):

@@ -75,7 +75,8 @@ def update_config(session_id):
 @bp.post("/sessions/<session_id>/extend")
 @describe(summary="Extend a session's expiry once", tag="sessions", response=R.SessionExtended,
           errors=("session", "validation"),
-          params=(Param("ttl_seconds", "query", {"type": "integer", "exclusiveMinimum": 0, "default": 3600},
+          params=(Param("ttl_seconds", "query", {"type": "integer", "exclusiveMinimum": 0,
+                                                 "maximum": svc.MAX_TTL_SECONDS, "default": 3600},
                         "Expire this many seconds from now (later requests slide it by the session's "
                         "own ttl_seconds again)."),))
 def extend_session(session_id):
