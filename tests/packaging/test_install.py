@@ -1,0 +1,56 @@
+"""`pip install .` into a fresh virtual environment, then `kato-web migrate && kato-web serve`,
+from a directory outside the repository: the installed package carries its templates, static
+files, migrations and gunicorn settings."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.support import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.packaging]
+
+
+def test_pip_install_then_migrate_and_serve(clone, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", str(clone)],
+                         capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KATO_")}
+    env.update({"KATO_BIND": f"127.0.0.1:{free_port()}", "KATO_WORKERS": "1", "KATO_LOG_LEVEL": "warning"})
+    kato_web = str(venv / "bin" / "kato-web")
+    migrate = subprocess.run([kato_web, "migrate"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    assert (elsewhere / "instance" / "kato.sqlite3").exists()  # the default database, next to the user
+    url = "http://" + env["KATO_BIND"]
+    server = subprocess.Popen([kato_web, "serve"], cwd=elsewhere, env=env, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            assert server.poll() is None, "kato-web serve exited"
+            try:
+                if requests.get(url + "/health", timeout=1).json()["status"] == "healthy":
+                    break
+            except requests.RequestException:
+                pass
+            assert time.time() < deadline, "kato-web serve never became healthy"
+            time.sleep(0.2)
+        sid = requests.post(url + "/sessions", json={"node_id": "installed"}).json()["session_id"]
+        assert requests.post(f"{url}/sessions/{sid}/observe", json={"strings": ["a"]}).status_code == 200
+        assert requests.get(url + "/openapi.json").json()["openapi"].startswith("3.1")
+        assert requests.get(url + "/docs/static/redoc/redoc.standalone.js").status_code == 200
+        assert requests.get(url + "/admin/").status_code in (200, 302, 404)  # templates present: no 500
+        usage = subprocess.run([kato_web], capture_output=True, text=True)
+        assert usage.returncode == 2 and "migrate" in usage.stderr
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
