@@ -46,7 +46,7 @@ def test_fresh_clone_make_run_and_both_walkthroughs(clone):
             time.sleep(0.5)
 
         readme = (clone / "README.md").read_text()
-        walkthrough = shell_block_after(readme, "Then, for example:")
+        walkthrough = shell_block_after(readme, "Then, for example")
         assert "localhost:8000" in walkthrough
         script = walkthrough.replace("localhost:8000", f"127.0.0.1:{port}")
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True,
