@@ -1,7 +1,7 @@
 """Packaging glue: copy the root-level runtime files into the built package.
 
 gunicorn.conf.py, alembic.ini and alembic/ stay where the repository keeps them (one copy);
-an installed kato-web finds them under kato_web/_project/ (kato_web/resources.py), so that
+an installed kato-web finds them under kato_web/_project/ (kato_web/config.py: project_file), so that
 `kato-web migrate` and `kato-web serve` work outside the repository. Everything else is in
 pyproject.toml.
 """

@@ -86,7 +86,7 @@ def engine_times(node, stms, repeats: int, budget: float) -> dict:
     collector paused until the answer is dropped (api/operations.py). Each threshold asks the
     STMs in order until `budget` seconds are spent (at least 5 STMs).
     """
-    from kato_web import gcpause
+    from kato_web.web import gcpause
     from kato_web.engine.predictor import PredictConfig, predict
 
     index, stats = node.index, node.stats()

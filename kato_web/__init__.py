@@ -7,18 +7,17 @@ import uuid
 
 from flask import Flask, g, request
 
-from kato_web import heap, json_provider
-from kato_web.config import Config
-from kato_web.errors import register_error_handlers
-from kato_web.extensions import cache, cache_config
+from kato_web.config import VERSION, Config
 from kato_web.services.context import Context
 from kato_web.store.db import Database
+from kato_web.web import heap, json_provider
+from kato_web.web.errors import register_error_handlers
 
-__version__ = "1.0.0"
+__version__ = VERSION
 
 
 def create_app(config: Config | None = None) -> Flask:
-    """Build the WSGI app: settings, database, cache, blueprints and error handlers."""
+    """Build the WSGI app: settings, database, blueprints and error handlers."""
     config = config or Config.from_env()
     app = Flask(__name__, static_folder=None)
     app.config.update(
@@ -42,11 +41,9 @@ def create_app(config: Config | None = None) -> Flask:
 
 
 def register_extensions(app: Flask, config: Config) -> None:
-    app.config.update(cache_config(config.cache_url, config.testing))
-    cache.init_app(app)
     db = Database(config.database_url, config.db_pool_size, config.db_max_overflow, config.db_pre_ping,
                   config.db_ping_idle_seconds)
-    app.extensions["kato"] = Context(config=config, db=db, cache=cache)
+    app.extensions["kato"] = Context(config=config, db=db)
     from kato_web.engine import index as engine_index
     engine_index.use_compiled(config.fast_predict)
     if config.warm_up and engine_index.FAST:
@@ -70,8 +67,8 @@ def register_blueprints(app: Flask) -> None:
 
 def register_middleware(app: Flask, config: Config) -> None:
     """gzip both ways (innermost), then request metrics and access logs (outermost)."""
-    from kato_web import compression
     from kato_web.api import monitoring
+    from kato_web.web import compression
 
     compression.init_app(app, config.max_request_bytes, config.gzip_min_bytes, config.gzip_level)
     monitoring.init_app(app, config.server.access_log, config.metrics_flush_seconds)

@@ -14,7 +14,7 @@ USAGE = "usage: kato-web {migrate|serve} (python -m kato_web … works the same)
 
 def serve(extra: list[str]) -> int:
     """Replace this process with gunicorn serving kato-web (extra arguments go to gunicorn)."""
-    from kato_web.resources import project_file
+    from kato_web.config import project_file
 
     conf = str(project_file("gunicorn.conf.py"))
     argv = [sys.executable, "-m", "gunicorn", "-c", conf, *extra, "kato_web:create_app()"]

@@ -11,11 +11,31 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kato_web.resources import instance_dir
+# The service's version, as GET / and GET /status report it (and the package's, pyproject.toml).
+VERSION = "1.0.0"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# An installed kato-web carries copies of the repository's root-level runtime files
+# (gunicorn.conf.py, alembic.ini, alembic/) here; setup.py puts them there.
+BUNDLED_ROOT = Path(__file__).resolve().parent / "_project"
+
+
+def in_source_checkout() -> bool:
+    return (PROJECT_ROOT / "alembic.ini").is_file() and (PROJECT_ROOT / "alembic").is_dir()
+
+
+def project_file(name: str) -> Path:
+    """Return a root-level project file (`gunicorn.conf.py`, `alembic.ini`, `alembic`):
+    the repository's in a checkout, the package's copy in an installed kato-web."""
+    root = PROJECT_ROOT if in_source_checkout() else BUNDLED_ROOT
+    path = root / name
+    if not path.exists():
+        raise FileNotFoundError(f"{name} is missing from {root}: reinstall kato-web")
+    return path
+
+
 # The checkout's instance/ (make run), or ./instance for an installed kato-web.
-INSTANCE_DIR = instance_dir()
+INSTANCE_DIR = (PROJECT_ROOT if in_source_checkout() else Path.cwd()) / "instance"
 
 # The 22 session configuration keys, in the order KATO emits them (api.md §5.5),
 # with kato-web's defaults (spec/README.md decision 3: filter_pipeline is []).
@@ -138,7 +158,6 @@ class Config:
     """Everything the app reads from the environment."""
 
     database_url: str = field(default_factory=default_database_url)
-    cache_url: str | None = None
     service_name: str = "kato"
     session_ttl: int = 3600
     session_auto_extend: bool = True
@@ -152,7 +171,7 @@ class Config:
     db_pre_ping: bool = True
     db_ping_idle_seconds: float = 5.0
     # Responses over gzip_min_bytes are gzipped for clients that accept it; level 1 because
-    # CPU, not bandwidth, runs out first. Levels 0-3 use ISA-L, 4-9 zlib (compression.py).
+    # CPU, not bandwidth, runs out first. Levels 0-3 use ISA-L, 4-9 zlib (web/compression.py).
     gzip_min_bytes: int = 1024
     gzip_level: int = 1
     # How often a worker pushes its request figures to the metrics shared by all workers.
@@ -162,13 +181,13 @@ class Config:
     admin_password: str | None = None
     secret_key: str | None = None
     expose_worker_pid: bool = False
-    # orjson for responses (json_provider.py); load the prediction kernels in the background
-    # when a worker starts (services/knowledge.py); the compiled prediction path (engine/index.py).
+    # orjson for responses (web/json_provider.py); load the prediction kernels in the background
+    # when a worker starts (services/knowledge.py); the compiled prediction path (engine/index/).
     fast_json: bool = True
     warm_up: bool = True
     fast_predict: bool = True
     # Give freed heap memory back to the OS once responses larger than trim_after_bytes have
-    # stopped for trim_delay_seconds (heap.py; 0 bytes: never).
+    # stopped for trim_delay_seconds (web/heap.py; 0 bytes: never).
     trim_after_bytes: int = 8 * 1024 * 1024
     trim_delay_seconds: float = 5.0
     testing: bool = False
@@ -178,7 +197,6 @@ class Config:
         server = ServerSettings.from_env()
         return cls(
             database_url=_env("KATO_DATABASE_URL", default_database_url()),
-            cache_url=_env("KATO_CACHE_URL"),
             service_name=_env("KATO_SERVICE_NAME", "kato"),
             session_ttl=_env_int("KATO_SESSION_TTL", 3600),
             session_auto_extend=_env_bool("KATO_SESSION_AUTO_EXTEND", True),

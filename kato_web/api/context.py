@@ -1,8 +1,8 @@
 """How a view reaches the service context."""
 from flask import Blueprint, current_app, g, jsonify
 
-from kato_web import gcpause
 from kato_web.services.context import Context
+from kato_web.web import gcpause
 
 
 def ctx() -> Context:
@@ -21,7 +21,7 @@ def add_session_route(bp: Blueprint, rule: str, method: str, func, large_answer:
     `doc`: the view's OpenAPI description (kato_web.web.openapi.Operation).
 
     `large_answer`: the answer can be tens of thousands of objects (predictions), so the
-    garbage collector is paused until they are serialised and freed (kato_web/gcpause.py).
+    garbage collector is paused until they are serialised and freed (kato_web/web/gcpause.py).
     """
     def answer(session_id):
         result = func(ctx(), session_id)

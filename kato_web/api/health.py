@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from kato_web import __version__
 from kato_web.api import responses as R
 from kato_web.api.context import ctx
+from kato_web.config import VERSION
 from kato_web.services import health as svc
 from kato_web.web.openapi import describe
 
@@ -17,7 +17,7 @@ bp = Blueprint("health", __name__)
           response=R.RootInfo)
 def root():
     return jsonify({
-        "service": "KATO API", "version": __version__,
+        "service": "KATO API", "version": VERSION,
         "description": "Knowledge Abstraction for Traceable Outcomes with Multi-User Support",
         "docs": "/docs", "health": "/health", "status": "running",
         "uptime_seconds": svc.uptime(ctx()), "architecture": "modular", "session_support": True,

@@ -20,8 +20,9 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from kato_web.api import responses as R
 from kato_web.api.context import ctx
 from kato_web.api.schemas import query_int
-from kato_web.errors import ApiError
+from kato_web.services import knowledge
 from kato_web.services import monitoring as svc
+from kato_web.web.errors import ApiError
 from kato_web.web.openapi import Param, describe
 
 bp = Blueprint("monitoring", __name__)
@@ -129,7 +130,7 @@ def cache_stats():
           params=(Param("session_id", "query", {"type": "string"}, "Only the node of this session."),))
 def cache_invalidate():
     try:
-        return jsonify(svc.cache_invalidate(ctx(), request.args.get("session_id")))
+        return jsonify(knowledge.invalidate(ctx(), request.args.get("session_id")))
     except Exception as exc:  # KATO's shape for a failed invalidation (api.md §7.6)
         raise ApiError(500, f"Cache invalidation failed: {type(exc).__name__}") from exc
 

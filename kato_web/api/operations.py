@@ -5,16 +5,16 @@ import uuid
 
 from flask import Blueprint, current_app, jsonify, request
 
-from kato_web import gcpause, json_provider
 from kato_web.api import responses as R
 from kato_web.api.context import add_session_route, ctx, mark_session
 from kato_web.api.schemas import ObservationRequest, ObservationSequenceRequest, parse, read_json
 from kato_web.engine.observation import Observation
-from kato_web.errors import RequestValidationError
 from kato_web.services import operations as ops
 from kato_web.services import patterns as pattern_svc
 from kato_web.services import predict as predict_svc
 from kato_web.services.sessions import open_session
+from kato_web.web import gcpause, json_provider
+from kato_web.web.errors import RequestValidationError
 from kato_web.web.openapi import NODE_PARAMS, Operation, describe
 
 bp = Blueprint("operations", __name__)
@@ -94,7 +94,7 @@ def predictions(session_id):
     # future_potentials can be thousands of entries, and each prediction has 29 keys: with the
     # orjson provider the engine writes both lists' JSON text directly and it is embedded as is
     # (the same bytes as serialising the lists). The collector stays paused while the answer's
-    # objects live (gcpause.py).
+    # objects live (web/gcpause.py).
     raw = json_provider.writes_raw_json(current_app)
     with gcpause.paused():
         result = predict_svc.session_predictions(ctx(), session_id, as_json=raw)

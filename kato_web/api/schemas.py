@@ -13,8 +13,8 @@ from typing import Any, Optional
 from flask import Request
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
-from kato_web.errors import RequestValidationError
 from kato_web.services.sessions import MAX_TTL_SECONDS
+from kato_web.web.errors import RequestValidationError
 
 
 class _Body(BaseModel):

@@ -32,7 +32,6 @@ Choices where KATO is nondeterministic or silent (README decisions 3–5, engine
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from typing import Iterable, Mapping, Sequence
 
 import orjson
@@ -40,9 +39,12 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import LCSseq
 
 from . import metrics as mx
-from .matching import BlockMatcher, event_span, extract, prefix_sums, split
+from .matching import BlockMatcher, event_span, extract, split
+# The shared types live in types.py; they stay importable from here, where callers found them.
+from .types import JSONList, PatternRecord, PredictConfig, RANK_KEYS, SymbolStats
 
 __all__ = [
+    "JSONList",
     "PatternRecord",
     "SymbolStats",
     "PredictConfig",
@@ -56,25 +58,6 @@ __all__ = [
     "rank_ensemble",
     "predict",
 ]
-
-RANK_KEYS: tuple[str, ...] = (
-    "potential",
-    "similarity",
-    "evidence",
-    "confidence",
-    "snr",
-    "fragmentation",
-    "frequency",
-    "normalized_entropy",
-    "global_normalized_entropy",
-    "itfdf_similarity",
-    "confluence",
-    "predictive_information",
-    "bayesian_posterior",
-    "bayesian_prior",
-    "bayesian_likelihood",
-    "tfidf_score",
-)
 
 FILTER_STAGES: tuple[str, ...] = ("minhash", "length", "jaccard", "bloom", "rapidfuzz")
 
@@ -110,67 +93,6 @@ PREDICTION_KEYS: tuple[str, ...] = (
     "bayesian_prior",
     "bayesian_likelihood",
 )
-
-
-@dataclass(frozen=True)
-class PatternRecord:
-    """A learned pattern as the predictor needs it: bare name, events, frequency, emotive window."""
-
-    name: str
-    events: Sequence[Sequence[str]]
-    frequency: int
-    emotives: Sequence[Mapping[str, float]] = ()
-    flat: tuple[str, ...] = field(init=False, repr=False, compare=False)
-    offsets: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    symbol_set: frozenset[str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "flat", tuple(x for e in self.events for x in e))
-        object.__setattr__(self, "offsets", prefix_sums(self.events))
-        object.__setattr__(self, "symbol_set", frozenset(self.flat))
-
-    @property
-    def length(self) -> int:
-        """Return L, the number of symbols of the pattern."""
-        return len(self.flat)
-
-
-@dataclass(frozen=True)
-class SymbolStats:
-    """The KB counters the metrics read: pmf per known symbol, N_sym, TUP and TPF (§4.5)."""
-
-    pmf: Mapping[str, int]
-    n_symbols: int
-    total_unique_patterns: int
-    total_pattern_frequencies: int
-
-
-@dataclass(frozen=True)
-class PredictConfig:
-    """The session settings that shape a prediction call."""
-
-    recall_threshold: float = 0.1
-    max_predictions: int = 100
-    use_token_matching: bool = True
-    rank_sort_algo: str = "potential"
-    filter_pipeline: tuple[str, ...] = ()
-    length_min_ratio: float = 0.5
-    length_max_ratio: float = 2.0
-    jaccard_threshold: float = 0.3
-    jaccard_min_overlap: int = 2
-
-    @classmethod
-    def from_mapping(cls, config: Mapping[str, object]) -> "PredictConfig":
-        """Pick the prediction settings out of a session's effective configuration dict."""
-        kwargs = {}
-        for f in fields(cls):
-            value = config.get(f.name)
-            if value is None:
-                continue
-            if f.name == "filter_pipeline":
-                value = tuple(value)  # type: ignore[arg-type]
-            kwargs[f.name] = value
-        return cls(**kwargs)
 
 
 class State:
@@ -497,30 +419,6 @@ def rank_ensemble(
     return predictions, future_potentials
 
 
-class JSONList:
-    """A list as its JSON text (``orjson.dumps`` of it) and its length: an answer's part that
-    is only ever sent, written without building its Python objects."""
-
-    __slots__ = ("text", "length")
-
-    def __init__(self, text: bytes, length: int):
-        self.text = text
-        self.length = length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, JSONList):
-            return NotImplemented
-        return self.text == other.text and self.length == other.length
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"JSONList({self.length} items, {len(self.text)} bytes)"
-
-
 def predict(
     stm: Sequence[Sequence[str]],
     patterns: Iterable[PatternRecord],
@@ -538,11 +436,12 @@ def predict(
     and with ``predictions_json`` the predictions as a ``JSONList`` (``orjson.dumps`` of the
     list and its length): an index writes both directly, without the Python objects.
     """
-    from .index import PatternIndex
-
-    if isinstance(patterns, PatternIndex):
-        return patterns.predict(stm, stats, cfg, futures_json=futures_json,
-                                predictions_json=predictions_json)
+    # An index predicts by itself. Recognised by its method, not its class: the index imports
+    # this module for its fallback, and this module must not import the index back.
+    own_predict = getattr(patterns, "predict", None)
+    if callable(own_predict):
+        return own_predict(stm, stats, cfg, futures_json=futures_json,
+                           predictions_json=predictions_json)
     predictions, future_potentials = _predict_records(stm, patterns, stats, cfg)
     if predictions_json:
         predictions = JSONList(orjson.dumps(predictions), len(predictions))

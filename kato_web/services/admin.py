@@ -287,7 +287,7 @@ def threshold_preview(ctx: Context, kb_id: str | None = None, stm_text: str | No
     knowledge = node_knowledge(ctx, kb_id)
     settings = predict_svc.prediction_settings(defaults)
     rows = []
-    # The worker's own index of the node (engine/index.py), as live predictions use it: at each
+    # The worker's own index of the node (engine/index/), as live predictions use it: at each
     # θ the count of patterns that pass (no answer built), then the answer itself, capped as
     # a client would get it, timed. Each step holds the node's lock only for itself.
     for value in THRESHOLDS:

@@ -1,9 +1,9 @@
-"""The service context: what every use case needs (database, settings, cache, clock)."""
+"""The service context: what every use case needs (database, settings, clock)."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from kato_web.config import Config
 from kato_web.store.db import Database
@@ -13,7 +13,6 @@ from kato_web.store.db import Database
 class Context:
     config: Config
     db: Database
-    cache: Any = None
     clock: Callable[[], float] = time.time
     started_at: float = field(default_factory=time.time)
     # Per-process caches (rebuilt from the database at any time), e.g. the knowledge index.

@@ -1,6 +1,6 @@
 """Each worker's in-memory copy of a node's long-term memory, kept fresh from the database.
 
-The database is the truth. A worker keeps, per node, a `PatternIndex` (engine/index.py: the
+The database is the truth. A worker keeps, per node, a `PatternIndex` (engine/index/: the
 patterns in learn order as numpy arrays, an inverted index, the symbols' pmf) and the node
 counters, and before every use asks the node row for its change sequence: nothing changed →
 use the copy; newer learns → read only the rows whose `updated_seq` is newer (new patterns are
@@ -18,14 +18,15 @@ import gc
 import json
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
-from kato_web import gcpause, heap
 from kato_web.engine import index as engine_index
 from kato_web.engine.index import PatternIndex
-from kato_web.engine.predictor import SymbolStats
+from kato_web.engine.types import SymbolStats
 from kato_web.services import monitoring
 from kato_web.services.context import Context
 from kato_web.store import repositories as repo
+from kato_web.web import gcpause, heap
 
 try:
     from orjson import loads as _loads  # several times faster than json on a batch of events
@@ -245,6 +246,24 @@ def forget_counted(ctx: Context, kb_id: str | None = None) -> tuple[int, int]:
             symbols += len(knowledge.pmf)
     forget(ctx, kb_id)
     return patterns, symbols
+
+
+def invalidate(ctx: Context, session_id: str | None) -> dict:
+    """Answer POST /cache/invalidate: drop this worker's copies (all, or the session's node).
+
+    Only the copies go; long-term memory is untouched (api.md §7.6). An unknown session drops
+    nothing.
+    """
+    kb_id = None
+    if session_id:
+        with ctx.db.transaction(write=False) as conn:
+            row = repo.get_session(conn, session_id)
+        kb_id = row["kb_id"] if row else None
+    patterns = symbols = 0
+    if not session_id or kb_id is not None:
+        patterns, symbols = forget_counted(ctx, kb_id)
+    return {"status": "success", "patterns_invalidated": patterns, "symbols_invalidated": symbols,
+            "session_id": session_id, "timestamp": datetime.now(timezone.utc).isoformat()}
 
 
 def _warm_up() -> None:

@@ -520,29 +520,13 @@ def cache_stats(ctx) -> dict:
         "redis_memory_used_mb": 0.0, "uptime_seconds": uptime,
         "requests_per_second": _sum(values, "kato_http_requests_total") / uptime,
     }
-    backend = type(getattr(ctx.cache, "cache", None)).__name__ if ctx.cache is not None else None
-    health = {"status": "healthy", "redis_connected": backend == "RedisCache",
-              "cache_stats": {"backend": backend, "refreshes": int(by_result["refresh"]),
+    # The only caches are each worker's in-memory node copies (services/knowledge.py): there is
+    # no Redis behind them, so none is reported connected.
+    health = {"status": "healthy", "redis_connected": False,
+              "cache_stats": {"backend": "worker-memory", "refreshes": int(by_result["refresh"]),
                               "reloads": int(by_result["reload"]),
                               "workers": int(_sum(values, "kato_workers")) or 1}}
     return {"cache_performance": performance, "cache_health": health, "timestamp": _iso_now()}
-
-
-def cache_invalidate(ctx, session_id: str | None) -> dict:
-    """Drop this worker's node-knowledge copies (all, or the session's node); never touches LTM."""
-    from kato_web.services import knowledge
-    from kato_web.store import repositories as repo
-
-    kb_id = None
-    if session_id:
-        with ctx.db.transaction(write=False) as conn:
-            row = repo.get_session(conn, session_id)
-        kb_id = row["kb_id"] if row else None
-    patterns = symbols = 0
-    if not session_id or kb_id is not None:
-        patterns, symbols = knowledge.forget_counted(ctx, kb_id)
-    return {"status": "success", "patterns_invalidated": patterns, "symbols_invalidated": symbols,
-            "session_id": session_id, "timestamp": _iso_now()}
 
 
 def concurrency(ctx) -> dict:

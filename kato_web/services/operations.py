@@ -9,12 +9,12 @@ from __future__ import annotations
 from kato_web.engine import stm as stm_engine
 from kato_web.engine.observation import Observation, VectorDimensionError
 from kato_web.engine.pattern import LearnRequest, merge_metadata, push_emotive_window
-from kato_web.errors import ApiError
 from kato_web.services import monitoring, predict
 from kato_web.services.context import Context
 from kato_web.services.session_config import effective_config
 from kato_web.services.sessions import open_session, open_session_with_defaults
 from kato_web.store import repositories as repo
+from kato_web.web.errors import ApiError
 
 
 def _stm_config(config: dict) -> stm_engine.StmConfig:

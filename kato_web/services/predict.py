@@ -25,7 +25,7 @@ def compute_from_settings(ctx: Context, kb_id: str, stm: list, settings: dict,
 
     `node`: the node row read after the request started, if the caller has it (saves a query).
     `as_json`: for a caller that only sends them, the predictions come as a JSONList (their
-    JSON text and number) and future_potentials as the JSON bytes of that list: engine/index.py
+    JSON text and number) and future_potentials as the JSON bytes of that list: engine/index/
     writes them without building thousands of Python objects.
     """
     if sum(len(event) for event in stm) < 2:

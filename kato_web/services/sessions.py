@@ -10,10 +10,10 @@ import re
 import uuid
 from datetime import datetime, timezone
 
-from kato_web.errors import ApiError, SessionNotFound
 from kato_web.services import session_config
 from kato_web.services.context import Context
 from kato_web.store import repositories as repo
+from kato_web.web.errors import ApiError, SessionNotFound
 
 # A session lifetime beyond this would put its expiry past what a timestamp can show (the
 # answers' `expires_at`): about 68 years.

@@ -4,11 +4,11 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
-from kato_web.resources import project_file
+from kato_web.config import project_file
 
 
 def alembic_config(url: str) -> AlembicConfig:
-    # The repository's alembic/ or the installed package's copy (kato_web/resources.py).
+    # The repository's alembic/ or the installed package's copy (config.project_file).
     cfg = AlembicConfig(str(project_file("alembic.ini")))
     cfg.set_main_option("script_location", str(project_file("alembic")))
     cfg.attributes["url"] = url

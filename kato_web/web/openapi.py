@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from kato_web.api import responses as R
+from kato_web.config import VERSION
 
 OPENAPI_VERSION = "3.1.0"
 KATO_API_VERSION = "3.10.1"
@@ -181,8 +182,6 @@ def _operation_id(endpoint: str, method: str, methods: int) -> str:
 
 def build_document(app: Flask) -> dict:
     """Return the OpenAPI 3.1 document of `app`'s JSON API."""
-    from kato_web import __version__
-
     routes = [(rule, method, op) for rule, method, op in described_routes(app)
               if isinstance(op, Operation)]
     models: list[tuple[type[BaseModel], str]] = []
@@ -235,7 +234,7 @@ def build_document(app: Flask) -> dict:
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "kato-web",
-            "version": __version__,
+            "version": VERSION,
             "summary": "KATO's deterministic, explainable sequence memory over HTTP.",
             "description": (
                 "kato-web answers like KATO " + KATO_API_VERSION + " (field names, status codes and "

@@ -8,7 +8,8 @@ import zlib
 
 import pytest
 
-from kato_web import compression, create_app
+from kato_web import create_app
+from kato_web.web import compression
 from tests.conftest import make_config
 
 CAP = 4096

@@ -69,7 +69,8 @@ def test_large_answers_give_the_heap_back_once_they_stop(database_url):
     import platform
     import time
 
-    from kato_web import create_app, heap
+    from kato_web import create_app
+    from kato_web.web import heap
 
     from ..conftest import make_config, wipe
 

@@ -1,10 +1,10 @@
-"""The counted pause of the cyclic garbage collector (kato_web/gcpause.py)."""
+"""The counted pause of the cyclic garbage collector (kato_web/web/gcpause.py)."""
 from __future__ import annotations
 
 import gc
 import threading
 
-from kato_web import gcpause
+from kato_web.web import gcpause
 
 
 def test_pause_disables_and_restores():

@@ -8,7 +8,7 @@ import random
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from kato_web import json_provider
+from kato_web.web import json_provider
 
 
 def _apps():

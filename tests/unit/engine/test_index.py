@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from kato_web.engine import index as index_module
 from kato_web.engine.index import PatternIndex
+from kato_web.engine.index.ensemble import universe_ranks
 from kato_web.engine.pattern import pattern_hash
 from kato_web.engine.predictor import (RANK_KEYS, JSONList, PatternRecord, PredictConfig, SymbolStats,
                                       predict)
@@ -228,7 +229,7 @@ def test_symbol_order_follows_a_growing_vocabulary():
         in_dom = np.isin(node, dom)
         universe = [index._sym_names[x] for x in dom] + [x for x, d in zip(state, in_dom) if not d]
         rank = {x: r for r, x in enumerate(sorted(universe))}
-        dom_rank, state_rank = index._universe_ranks(dom, state, node, in_dom)
+        dom_rank, state_rank = universe_ranks(index, dom, state, node, in_dom)
         assert dom_rank.tolist() == [rank[index._sym_names[x]] for x in dom]
         assert state_rank.tolist() == [rank[x] for x in state]
 

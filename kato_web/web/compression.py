@@ -22,7 +22,7 @@ import zlib
 from flask import Flask, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from kato_web.errors import ApiError
+from kato_web.web.errors import ApiError
 
 try:
     from isal.igzip import compress as _isal_compress

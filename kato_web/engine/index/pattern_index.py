@@ -1,0 +1,351 @@
+"""PatternIndex: a node's patterns with an exact, fast prediction path (engine.md §5, §6, §8.6).
+
+``PatternIndex.predict`` returns exactly what ``predictor.predict`` returns over the same
+patterns in the same order, bit for bit, at a fraction of the cost. This module ties the path
+together; each step lives in a module of its own:
+
+1. Candidates (candidates.py). θ = 0 admits every pattern (§5.3). For θ > 0 the lossless bounds
+   of §8.6 prune before any exact work: the length window, the count bound over the inverted
+   index, the prefix filter, or a direct scan when that is cheaper. Learn order throughout.
+2. Exact matching (matching.py): the LCS, ``sim = 2·LCS/(L + n) >= θ``, then difflib's matching
+   blocks and the event span, only for the patterns that pass.
+3. Ensemble and metrics for all candidates in one compiled pass (ensemble.py), each float in
+   the order ``predictor`` evaluates it.
+4. Ranking by (−key, name), here: a stable sort by −key of the candidates in name order (the
+   names' SHA-1 digests; hex order equals byte order), and the full 29-key objects only for the
+   top ``max_predictions``. With ``futures_json`` the future_potentials come as the bytes
+   ``orjson.dumps`` gives for that list, and with ``predictions_json`` the top objects likewise
+   (a ``JSONList``), both written by the kernels of json_writers.py.
+
+The storage (append, update, read back, postings) is ``PatternColumns`` (columns.py). The index
+is pure (numpy, numba and orjson; no Flask, no SQL). When numba or numpy's bundled OpenBLAS is
+missing, or ``use_compiled(False)`` switched the compiled path off, ``predict`` falls back to
+the direct scan over ``PatternRecord`` objects (same results, slower).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+from contextlib import contextmanager
+from time import perf_counter
+from typing import Iterable, Sequence
+
+import numpy as np
+import orjson
+
+from .. import metrics as mx
+from ..predictor import predict as _direct_predict
+from ..types import JSONList, PatternRecord, PredictConfig, RANK_KEYS, SymbolStats
+from . import compiled
+from .candidates import _count_bound, candidate_positions
+from .columns import PatternColumns
+from .ensemble import _domain, _ensemble, _first_members, universe_ranks
+from .json_writers import _futures_json, predictions_json
+from .matching import _match, _top_blocks, encode_state
+
+__all__ = ["PatternIndex", "warm_up"]
+
+_I64 = np.int64
+
+
+def _nothing(futures_json: bool, predictions_json: bool):
+    """The answer with no predictions, in the forms asked for."""
+    return (JSONList(b"[]", 0) if predictions_json else []), (b"[]" if futures_json else [])
+
+
+@contextmanager
+def _collector_paused():
+    """Pause the cyclic garbage collector while building many acyclic containers.
+
+    A response at θ = 0.1 over 100,000 patterns holds ~200,000 lists and dicts; with the
+    collector on, its full collections walk the growing result again and again.
+    """
+    enabled = gc.isenabled()
+    if enabled:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class PatternIndex(PatternColumns):
+    """One node's patterns in learn order (``PatternColumns``) that predicts over them.
+
+    Not thread-safe: callers serialise updates and predictions (the knowledge cache holds a lock).
+    """
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(self, stm: Sequence[Sequence[str]], stats: SymbolStats, cfg: PredictConfig,
+                futures_json: bool = False, predictions_json: bool = False
+                ) -> tuple[list[dict] | JSONList, list[dict] | bytes]:
+        """Return (predictions, future_potentials), identical to ``predictor.predict``.
+
+        The counters N_sym, TUP and TPF come from ``stats``; pmf comes from the index. With
+        ``futures_json``, future_potentials are ``orjson.dumps`` of that list, byte for byte,
+        written by a compiled kernel: at a low θ the list holds thousands of entries whose
+        Python objects cost more to build, serialise and free than the prediction itself. With
+        ``predictions_json``, the predictions come as a ``JSONList``: ``orjson.dumps`` of the
+        list of objects, byte for byte, and their number.
+        """
+        if cfg.rank_sort_algo not in RANK_KEYS:
+            raise ValueError(f"unknown rank_sort_algo: {cfg.rank_sort_algo!r}")
+        if not compiled.FAST or not cfg.use_token_matching:
+            # Character similarity has no compiled path: score every pattern directly.
+            return _direct_predict(stm, list(self.records()), SymbolStats(
+                self.pmf(), stats.n_symbols, stats.total_unique_patterns,
+                stats.total_pattern_frequencies), cfg, futures_json=futures_json,
+                predictions_json=predictions_json)
+        stm = [list(e) for e in stm]
+        s = [x for e in stm for x in e]
+        n = len(s)
+        if n < 2 or self._n == 0:
+            return _nothing(futures_json, predictions_json)
+        return self._predict(stm, s, stats, cfg, futures_json, predictions_json)
+
+    def _phase(self, name: str, started: float, **counts) -> float:
+        now = perf_counter()
+        if self.phase_times is not None:
+            self.phase_times[name] = self.phase_times.get(name, 0.0) + now - started
+            for key, value in counts.items():
+                self.phase_times[key] = value
+        return now
+
+    def count_matches(self, stm: Sequence[Sequence[str]], stats: SymbolStats, cfg: PredictConfig) -> int:
+        """Return how many patterns ``predict`` would score (those passing θ and the filters),
+        without building any answer: the admin threshold preview asks this at every θ."""
+        s = [x for e in stm for x in e]
+        if len(s) < 2 or self._n == 0:
+            return 0
+        if not compiled.FAST or not cfg.use_token_matching:
+            uncapped = dataclasses.replace(cfg, max_predictions=self._n)
+            return len(self.predict(stm, stats, uncapped)[0])
+        return int(self._matches(s, cfg)[-1][0].shape[0])
+
+    def _matches(self, s, cfg: PredictConfig):
+        """Encode the state and find the patterns passing θ and the filters, with their scores."""
+        started = perf_counter()
+        n = len(s)
+        theta = float(cfg.recall_threshold)
+        state = encode_state(self, s)
+        local, s_loc, k, words, pm, counts, pos_ptr, pos, local_node, local_of = state
+        len_lo, len_hi = 0, np.iinfo(_I64).max
+        jac_on, jac_min, jac_thr = False, 0, 0.0
+        for stage in cfg.filter_pipeline:
+            if stage == "length":
+                # A ratio of 0 falls back to the default through ``or``, as in KATO (§8.2).
+                len_lo = max(len_lo, max(1, int(n * (cfg.length_min_ratio or 0.5))))
+                len_hi = min(len_hi, int(n * (cfg.length_max_ratio or 2.0)))
+            elif stage == "jaccard":
+                jac_on, jac_min, jac_thr = True, int(cfg.jaccard_min_overlap), float(cfg.jaccard_threshold)
+        cand = candidate_positions(self, theta, n, local_node, counts, len_lo, len_hi)
+        started = self._phase("candidates", started, scored=cand.shape[0])
+        matched = _match(
+            cand, self._flat, self._pstart, self._ebstart, self._ebounds, self._distinct, local_of,
+            s_loc, n, k, pm, words, pos_ptr, pos, theta, len_lo, len_hi, jac_on, jac_min, jac_thr,
+            self._max_len)
+        started = self._phase("matching", started, passed=matched[0].shape[0])
+        return started, state, matched
+
+    def _predict(self, stm, s, stats: SymbolStats, cfg: PredictConfig, futures_json: bool,
+                 predictions_json: bool):
+        n = len(s)
+        started, state, matched = self._matches(s, cfg)
+        local, s_loc, k, words, pm, counts, pos_ptr, pos, local_node, local_of = state
+        cp, sim, m_arr, r_arr, e1, e2 = matched
+        if cp.shape[0] == 0:
+            return _nothing(futures_json, predictions_json)
+        n_symbols = max(1, len(self._sym_names))
+        dom = _domain(cp, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds, n_symbols)
+        state_names = list(local)
+        in_dom = np.isin(local_node, dom)
+        dom_rank, local_rank = universe_ranks(self, dom, state_names, local_node, in_dom)
+        (ev, conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw,
+         gcount, agg, grep, total_f, evidence_sum, pi) = _ensemble(
+            cp, sim, m_arr, r_arr, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds,
+            self._freq, self._pmf, self._has_pmf, int(stats.total_unique_patterns),
+            int(stats.total_pattern_frequencies), n, local_of, local_node, counts, local_rank, dom,
+            dom_rank, n_symbols, self._max_len)
+
+        # State-level entropies, as predictor computes them (few terms: plain Python).
+        state_counts = mx.first_appearance_counts(s)
+        pi_state = {x: float(pi[i]) if d else 0
+                    for x, i, d in zip(state_names, local_node.tolist(), in_dom.tolist())}
+        normalized_entropy = mx.normalized_entropy(state_counts, n, stats.n_symbols)
+        global_normalized_entropy = mx.global_normalized_entropy(state_counts, pi_state,
+                                                                 stats.n_symbols)
+
+        started = self._phase("ensemble", started)
+        freq = self._freq[cp]
+        key = cfg.rank_sort_algo
+        values = {
+            "potential": pot, "similarity": sim, "bayesian_likelihood": sim, "evidence": ev,
+            "confidence": conf, "snr": snr, "fragmentation": (r_arr - 1).astype(np.float64),
+            "frequency": freq.astype(np.float64), "itfdf_similarity": itfdf,
+            "confluence": confl, "tfidf_score": tfidf, "predictive_information": info,
+            "bayesian_posterior": post, "bayesian_prior": prior,
+        }.get(key)
+        if values is None:  # the two state-level entropies: one value for every candidate
+            values = np.zeros(cp.shape[0])
+        # Descending by value, ties by name ascending (decision 5): name = digest byte order.
+        # lexsort's result in two sorts rather than four: the digests' first words alone order
+        # the names unless two of them are equal.
+        digest = self._digest[cp]
+        by_name = np.argsort(digest[:, 0])
+        head = digest[by_name, 0]
+        if np.any(head[1:] == head[:-1]):
+            by_name = np.lexsort((digest[:, 2], digest[:, 1], digest[:, 0]))
+        ranked = by_name[np.argsort(-values[by_name], kind="stable")]
+
+        with _collector_paused():
+            return self._build(stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev,
+                               conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior,
+                               post, group_of, gw, gcount, agg, freq, local_of, pos_ptr, pos,
+                               normalized_entropy, global_normalized_entropy, futures_json,
+                               (state_names, s_loc) if predictions_json else None)
+
+    def _build(self, stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev, conf, snr,
+               itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw, gcount,
+               agg, freq, local_of, pos_ptr, pos, normalized_entropy, global_normalized_entropy,
+               futures_json, as_json):
+        """Build the top predictions' 29-key objects (or, given ``as_json`` = (the state's
+        distinct symbols, their local ids in the state), their JSON) and the future_potentials
+        list (or its JSON bytes)."""
+        top = ranked[: max(0, int(cfg.max_predictions))]
+        predictions = []
+        if as_json is not None:
+            predictions = predictions_json(
+                self, stm, as_json, top, cp, e1, e2, sim, r_arr, ev, conf, snr, itfdf, pot, confl,
+                tfidf, prob, strength, info, prior, post, freq, local_of, n, pos_ptr, pos,
+                normalized_entropy, global_normalized_entropy)
+        elif top.shape[0]:
+            tp = cp[top]
+            per, jk, entropy = _top_blocks(tp, e1[top], e2[top], self._flat, self._pstart,
+                                           self._ebstart, self._ebounds, local_of, n, pos_ptr,
+                                           pos, self._max_len)
+            all_events = self.events_many(tp, np.zeros(tp.shape[0], _I64))
+            jk = jk.tolist()
+            block = 0
+            copy = list.copy
+            emotives = self._emotives
+            normalized_entropy = float(normalized_entropy)
+            global_normalized_entropy = float(global_normalized_entropy)
+            rows = zip(self._names(tp), tp.tolist(), per.tolist(), all_events, e1[top].tolist(),
+                       e2[top].tolist(), pot[top].tolist(), ev[top].tolist(), sim[top].tolist(),
+                       (r_arr[top] - 1).astype(np.float64).tolist(), snr[top].tolist(),
+                       confl[top].tolist(), info[top].tolist(), conf[top].tolist(),
+                       itfdf[top].tolist(), tfidf[top].tolist(), prob[top].tolist(),
+                       strength[top].tolist(), post[top].tolist(), prior[top].tolist(),
+                       freq[top].tolist(), entropy.tolist())
+            for (name, p, r, events, a, b, v_pot, v_ev, v_sim, v_frag, v_snr, v_confl, v_info,
+                 v_conf, v_itfdf, v_tfidf, v_prob, v_strength, v_post, v_prior, v_freq,
+                 v_entropy) in rows:
+                matches = []
+                for j, k in jk[block: block + r]:
+                    matches.extend(s[j: j + k])
+                block += r
+                present = events[a:b]
+                matched = set(matches)
+                in_present = {x for e in present for x in e}
+                predictions.append({
+                    "type": "prototypical",
+                    "name": name,
+                    "frequency": v_freq,
+                    "emotives": mx.average_emotives(emotives[p]) if p in emotives else {},
+                    "matches": matches,
+                    "past": list(map(copy, events[:a])),
+                    "present": list(map(copy, present)),
+                    "missing": [[x for x in e if x not in matched] for e in present],
+                    "extras": [[x for x in e if x not in in_present] for e in stm],
+                    "potential": v_pot,
+                    "evidence": v_ev,
+                    "similarity": v_sim,
+                    "fragmentation": v_frag,
+                    "snr": v_snr,
+                    "confluence": v_confl,
+                    "predictive_information": v_info,
+                    "sequence": events,
+                    "future": list(map(copy, events[b:])),
+                    "confidence": v_conf,
+                    "entropy": v_entropy,
+                    "normalized_entropy": normalized_entropy,
+                    "global_normalized_entropy": global_normalized_entropy,
+                    "itfdf_similarity": v_itfdf,
+                    "tfidf_score": v_tfidf,
+                    "pattern_probability": v_prob,
+                    "weighted_strength": v_strength,
+                    "bayesian_posterior": v_post,
+                    "bayesian_prior": v_prior,
+                    "bayesian_likelihood": v_sim,
+                })
+
+        started = self._phase("ranking_and_top", started)
+        # One entry per distinct future; a group's future and its place among equal aggregate
+        # potentials come from its first member in the full ranked list: groups in order of first
+        # appearance there, then stably by descending aggregate potential.
+        ngroups = gw.shape[0]
+        if ngroups == 0:
+            return predictions, (b"[]" if futures_json else [])
+        groups, members = _first_members(ranked, group_of, ngroups)
+        by_agg = np.argsort(-agg[groups], kind="stable")
+        group_order, reps = groups[by_agg], members[by_agg]
+        if futures_json:
+            sym_json, sym_off = self._symbol_json()
+            numbers = orjson.OPT_SERIALIZE_NUMPY  # float64s in the very text of Python floats
+            future_potentials = _futures_json(
+                cp[reps], e2[reps], self._flat, self._pstart, self._ebstart, self._ebounds,
+                sym_json, sym_off, gcount[group_order],
+                np.frombuffer(orjson.dumps(agg[group_order], option=numbers), np.uint8),
+                np.frombuffer(orjson.dumps(gw[group_order], option=numbers), np.uint8)).tobytes()
+            self._phase("future_potentials", started, groups=ngroups)
+            return predictions, future_potentials
+        events, bounds = self._event_lists(cp[reps], e2[reps])
+        future_potentials = [
+            {"future": events[lo:hi], "aggregate_potential": a, "supporting_patterns": k,
+             "total_weighted_frequency": w}
+            for lo, hi, a, k, w in zip(bounds, bounds[1:], agg[group_order].tolist(),
+                                       gcount[group_order].tolist(), gw[group_order].tolist())
+        ]
+        self._phase("future_potentials", started, groups=ngroups)
+        return predictions, future_potentials
+
+    @classmethod
+    def from_records(cls, records: Iterable[PatternRecord], stats: SymbolStats | None = None) -> "PatternIndex":
+        """Build an index from records in learn order (and the pmf of ``stats``)."""
+        index = cls()
+        for record in records:
+            index.add_record(record)
+        if stats is not None:
+            index.set_pmfs(stats.pmf.items())
+        index.build_postings()
+        return index
+
+
+def warm_up() -> bool:
+    """Load (or compile, the first time) every kernel, off the request path; return FAST."""
+    if not compiled.FAST:
+        return False
+    index = PatternIndex()
+    index.add_many([("0" * 40, [["a", "b"], ["c"], ["d"]], 1, (), 1),
+                    ("1" * 40, [["b"], ["x"]], 2, (), 2)])
+    index.add("2" * 40, [["c"], ["x"]], 1, created_seq=3)
+    index.set_pmfs([("a", 1), ("b", 2), ("c", 2), ("d", 1), ("x", 2)])
+    stats = SymbolStats(index.pmf(), 5, 3, 3)
+    index.predict([["a"], ["c"], ["b"]], stats, PredictConfig(recall_threshold=0.5))  # builds postings
+    for ratio in (0.0, float("inf")):  # the direct scan, then the inverted index
+        index.scan_ratio = ratio
+        for theta in (0.0, 0.1, 0.5, 0.9):
+            index.predict([["a"], ["c"], ["b"]], stats, PredictConfig(recall_threshold=theta))
+    index.predict([["a"], ["c"]], stats, PredictConfig(recall_threshold=0.1,
+                                                         filter_pipeline=("length", "jaccard")))
+    index.predict([["a"], ["c"], ["b"]], stats, PredictConfig(recall_threshold=0.0),
+                  futures_json=True, predictions_json=True)
+    long_state = [[f"s{i}"] for i in range(70)] + [["a"]]
+    index.predict(long_state, stats, PredictConfig(recall_threshold=0.0))
+    one = np.ones(1, _I64)
+    _count_bound(index._indptr, index._positions, index._counts, one * 0, one, index._indexed,
+                 index._n, index._pstart, 3, 0.5, 0, 10, 0, np.zeros(index._indexed, np.int32))
+    return True
