@@ -36,7 +36,7 @@ mount --bind /proc "$root/proc"; mount --bind /dev "$root/dev"
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; sleep 2; umount "$root/proc" "$root/dev" || true; }
 trap cleanup EXIT
 setsid chroot --userspec=10001:10001 "$root" /usr/bin/env -i PATH=/opt/kato-web/bin:/usr/bin:/bin \
-  HOME=/var/lib/kato-web NUMBA_CACHE_DIR=/opt/kato-web/numba-cache KATO_BIND=127.0.0.1:$PORT \
+  HOME=/var/lib/kato-web NUMBA_CACHE_DIR=/opt/kato-web/numba-cache KATO_BIND=127.0.0.1:$PORT KATO_WORKERS=2 \
   KATO_DATABASE_URL=sqlite:////var/lib/kato-web/kato.sqlite3 \
   sh -c "cd /var/lib/kato-web && kato-web migrate && exec kato-web serve" &
 pid=$!

@@ -270,6 +270,17 @@ class CognitionDataResponse(_Answer):
     node_id: str
 
 
+class FinalizeResult(_Answer):
+    """Finalize training of the session's node (kato-3.10.md §1.1, decision 15)."""
+
+    status: Literal["completed"]
+    patterns_processed: int
+    time_ms: float
+    session_id: str
+    node_id: str = Field(description="The session's node id as given at creation.")
+    message: str
+
+
 # -- node-level (api.md §6.10, §7.4) ------------------------------------------------------
 
 class Pattern(_Answer):
@@ -302,6 +313,28 @@ class NodeCognitionData(_Answer):
     cognition_data: dict[str, Any]
     node_id: str
     warning: str
+
+
+class SymbolStats(_Answer):
+    name: str
+    frequency: int = Field(description="Times the symbol was learned, re-learns included.")
+    pattern_member_frequency: int = Field(description="Number of distinct patterns holding it.")
+
+
+class SymbolStatsResponse(_Answer):
+    symbols: dict[str, SymbolStats]
+    node_id: str
+
+
+class AffinitiesResponse(_Answer):
+    affinities: dict[str, dict[str, float]] = Field(description="symbol → emotive → affinity")
+    node_id: str
+
+
+class SymbolAffinityResponse(_Answer):
+    symbol: str
+    affinity: dict[str, float] = Field(description="emotive → affinity; `{}` for an unknown symbol")
+    node_id: str
 
 
 # -- service (api.md §7.1, §7.5, §7.6) ----------------------------------------------------
