@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-packaging migrate venv dev-venv browser clean bench
+.PHONY: run test test-packaging migrate venv dev-venv browser nginx clean bench
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,10 +29,14 @@ run: migrate
 browser:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+# The two-instance tests put Debian's nginx in front of two gunicorns (tests/e2e/test_two_instances.py).
+nginx:
+	command -v nginx >/dev/null || (apt-get update && apt-get install -y nginx)
+
 # The packaging tests (pip install into a fresh venv; a fresh clone's `make run`) build
 # virtual environments of their own and use no test database: CI runs them once, after the
 # suite on both databases (make test-packaging).
-test: dev-venv browser
+test: dev-venv browser nginx
 	$(PY) -m pytest -m "not packaging" $(PYTEST_ARGS)
 
 test-packaging: dev-venv

@@ -33,10 +33,18 @@ PostgreSQL, 2026-11-27; docs/benchmarks.md has the full tables):
 - max_requests 20,000 ± 2,000 jitter: workers are recycled now and then, staggered,
   so a slow leak can never build up and never all workers restart at once. A recycled
   worker re-reads a node's knowledge from the database on first use.
-- no preload: each worker builds its own database pool and knowledge cache after the
-  fork (sockets must never be shared across processes), its metrics files and flusher
-  thread, and its background warm-up of the prediction kernels (threads do not survive
-  a fork); the master stays small. Preloading would only save import time at start.
+- preload: the master imports the app once (wsgi.py) and loads the compiled prediction
+  kernels (numba, from its on-disk cache, or compiling them once per install) before it
+  forks; workers share that code and memory copy-on-write, never compile on a request, and a
+  recycled worker starts in milliseconds. What must not cross a fork starts in each worker:
+  database connections (the engine opens none in the master and a forked process drops the
+  parent's pool, store/db.py), the metrics files (prometheus_client keys them by pid) and
+  threads (the metrics flusher and the session sweep start in post_worker_init).
+- control socket: gunicorn 25+ opens one at a fixed per-user path by default, so two
+  instances under one user would fight over it; each instance gets its own, named after its
+  bind address, under instance/ (KATO_CONTROL_SOCKET overrides it, "off" disables it).
+- logs: KATO_LOG_FORMAT=json puts gunicorn's error and access loggers and the app's logger
+  in one JSON-per-line format (kato_web/web/logs.py).
 - Prometheus multiprocess mode: every worker writes its metrics to files in
   PROMETHEUS_MULTIPROC_DIR, so a scrape of any worker sees them all. When the variable
   is unset a private temporary directory is made here (and removed on exit); stale
@@ -55,9 +63,20 @@ if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kato-metrics-")
 os.environ.setdefault("KATO_SERVER_STARTED_AT", repr(time.time()))
 
-from kato_web.config import ServerSettings  # noqa: E402
+import sys  # noqa: E402
 
-_server = ServerSettings.from_env()
+from kato_web.config import Config, ConfigError, unknown_variables  # noqa: E402
+
+# Every KATO_* variable is checked here, in the master, before anything binds or forks: a bad
+# value stops the start with one line naming it (no traceback, no worker boot loop).
+try:
+    _config = Config.from_env()
+except ConfigError as _err:
+    print(f"kato-web: configuration error: {_err}", file=sys.stderr, flush=True)
+    sys.exit(2)
+_server = _config.server
+for _name in unknown_variables():
+    print(f"kato-web: warning: {_name} is set but no setting reads it (a typo?)", file=sys.stderr, flush=True)
 
 bind = _server.bind
 workers = _server.workers
@@ -69,13 +88,39 @@ graceful_timeout = _server.graceful_timeout
 max_requests = _server.max_requests
 max_requests_jitter = _server.max_requests_jitter
 backlog = _server.backlog
-preload_app = False
+preload_app = True
 # Access lines come from the app (kato_web/api/monitoring.py: one JSON line per request
 # with method, path, route, status, ms and trace id) when KATO_ACCESS_LOG=1; gunicorn's
 # own access log stays off so a request is never logged twice.
 accesslog = None
 errorlog = "-"
 loglevel = _server.log_level
+if _config.log_format == "json":
+    from kato_web.web.logs import gunicorn_logconfig  # noqa: E402
+
+    logconfig_dict = gunicorn_logconfig("json", _server.log_level)
+
+
+def _control_socket_path(bind: str) -> str | None:
+    if _server.control_socket == "off":
+        return None
+    if _server.control_socket:
+        return _server.control_socket
+    from kato_web.config import INSTANCE_DIR
+
+    name = "gunicorn-" + "".join(c if c.isalnum() or c in "-." else "_" for c in bind) + ".ctl"
+    path = os.path.join(str(INSTANCE_DIR), name)
+    if len(path) > 100:  # a Unix socket path is at most 107 bytes
+        path = os.path.join(tempfile.gettempdir(), f"kato-{os.getuid()}-{name}")
+    return path
+
+
+_control = _control_socket_path(bind)
+if _control is None:
+    control_socket_disable = True
+else:
+    os.makedirs(os.path.dirname(_control), exist_ok=True)
+    control_socket = _control
 
 
 def on_starting(server):
@@ -85,6 +130,13 @@ def on_starting(server):
     for path in glob.glob(os.path.join(metrics_dir, "*.db")):
         os.remove(path)
     os.environ["KATO_SERVER_STARTED_AT"] = repr(time.time())
+
+
+def post_worker_init(worker):
+    # In the worker, after the fork and after the (preloaded) app is in place.
+    from kato_web import start_worker
+
+    start_worker(worker.wsgi)
 
 
 def worker_exit(server, worker):

@@ -1,6 +1,6 @@
 """Packaging glue: copy the root-level runtime files into the built package.
 
-gunicorn.conf.py, alembic.ini and alembic/ stay where the repository keeps them (one copy);
+gunicorn.conf.py, wsgi.py, alembic.ini and alembic/ stay where the repository keeps them (one copy);
 an installed kato-web finds them under kato_web/_project/ (kato_web/config.py: project_file), so that
 `kato-web migrate` and `kato-web serve` work outside the repository. Everything else is in
 pyproject.toml.
@@ -12,7 +12,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-BUNDLED = ("gunicorn.conf.py", "alembic.ini", "alembic")
+BUNDLED = ("gunicorn.conf.py", "wsgi.py", "alembic.ini", "alembic")
 
 
 class BuildWithProjectFiles(build_py):

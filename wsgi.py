@@ -1,4 +1,20 @@
-"""WSGI entry point: `gunicorn wsgi:app`."""
-from kato_web import create_app
+"""WSGI entry point: `gunicorn wsgi:app` (gunicorn.conf.py preloads it in the master).
 
-app = create_app()
+The kernels are loaded (or compiled, once per install) here, before the app is built and
+before gunicorn forks any worker: the workers share the compiled code copy-on-write and never
+compile on a request. Database connections, metrics files and threads start in each worker.
+"""
+import gc
+
+from kato_web import create_app, prepare_kernels
+from kato_web.config import Config
+
+config = Config.from_env()
+prepare_kernels(config)
+app = create_app(config)
+
+# What the master built is shared with the workers copy-on-write; frozen objects are never
+# scanned by the collector, whose bookkeeping writes would otherwise copy those pages into
+# every worker.
+gc.collect()
+gc.freeze()

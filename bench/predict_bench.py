@@ -10,7 +10,8 @@ learn throughput through the HTTP API (observe-sequence + learn_at_end, 4 client
 
 STMs: 10 single-symbol events, "the flattened first events of a random learned pattern plus
 noise": a random learned pattern's symbols in order, up to 7, then symbols drawn from the same
-Zipf vocabulary up to 10. Seeded, so every run asks the same questions.
+Zipf vocabulary up to 10. Seeded, so every run asks the same questions. With --one-symbol, each
+STM is one event of one symbol, a random learned pattern's first (kato-3.10.md decision 14).
 
     python -m bench.predict_bench --sizes 10000 100000 1000000 --json docs/benchmarks-scale.json
     python -m bench.predict_bench --plot-only docs/benchmarks-scale.json   # redraw the PNG
@@ -43,11 +44,15 @@ KATO_1M_MS = 12_000  # "about 12 s a query" at 1,000,000 patterns (KATO's notes)
 NODE = "bench"
 
 
-def make_stms(index, vocabulary: Vocabulary, count: int, seed: int) -> list[list[list[str]]]:
+def make_stms(index, vocabulary: Vocabulary, count: int, seed: int,
+              one_symbol: bool = False) -> list[list[list[str]]]:
     rng = random.Random(seed)
     stms = []
     for _ in range(count):
         flat = [x for e in index.events(rng.randrange(len(index))) for x in e][:7]
+        if one_symbol:  # kato-3.10.md decision 14: a one-symbol STM, a learned pattern's first
+            stms.append([flat[:1]])
+            continue
         while len(flat) < 10:
             flat.append(vocabulary.draw(rng))
         stms.append([[x] for x in flat])
@@ -287,7 +292,7 @@ def run_size(base_url: str, n: int, args) -> dict:
     from kato_web.store.migrate import upgrade
     from tests.support import Gunicorn
 
-    name = f"kato_bench_{n}"
+    name = f"{args.db_prefix}_{n}"
     admin = create_engine(make_url(base_url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -306,7 +311,7 @@ def run_size(base_url: str, n: int, args) -> dict:
 
         warm_up()
         ctx, node, memory = load_index(url, kb_id)
-        stms = make_stms(node.index, vocabulary, args.stms, args.seed + 1)
+        stms = make_stms(node.index, vocabulary, args.stms, args.seed + 1, args.one_symbol)
         result["memory"] = memory
         result["engine"] = engine = engine_times(node, stms, args.repeats, args.budget)
         ctx.db.dispose()
@@ -433,10 +438,14 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=90,
                         help="seconds per threshold and path (at least 5 STMs are always asked)")
     parser.add_argument("--skip-learn", action="store_true")
+    parser.add_argument("--one-symbol", action="store_true",
+                        help="ask from one-symbol STMs (a learned pattern's first symbol) instead")
     parser.add_argument("--gzip", action="store_true", help="accept gzip-compressed responses")
     parser.add_argument("--client", choices=("lean", "requests"), default="lean",
                         help="HTTP client: http.client keep-alive (default) or python-requests")
     parser.add_argument("--keep", action="store_true", help="keep the databases")
+    parser.add_argument("--db-prefix", default="kato_bench",
+                        help="databases are named <prefix>_<N> (distinct prefixes let runs coexist)")
     parser.add_argument("--json", default=str(ROOT / "docs" / "benchmarks-scale.json"))
     parser.add_argument("--png", default=str(ROOT / "docs" / "prediction-latency.png"))
     parser.add_argument("--plot-only", metavar="JSON")
@@ -453,6 +462,7 @@ def main(argv=None) -> int:
         result = run_size(args.database_url, n, args)
         result["workload"] = {"vocabulary": args.vocabulary, "zipf": args.zipf, "seed": args.seed,
                               "gzip": args.gzip, "client": args.client,
+                              "one_symbol": args.one_symbol,
                               "stms": args.stms, "repeats": args.repeats, "workers": args.workers,
                               "threads": args.threads}
         existing[n] = json.loads(json.dumps(result, default=float))

@@ -1,8 +1,10 @@
 """kato-web: KATO's deterministic, explainable sequence memory as a WSGI service."""
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import time
 import uuid
 
 from flask import Flask, g, request
@@ -46,9 +48,49 @@ def register_extensions(app: Flask, config: Config) -> None:
     app.extensions["kato"] = Context(config=config, db=db)
     from kato_web.engine import index as engine_index
     engine_index.use_compiled(config.fast_predict)
-    if config.warm_up and engine_index.FAST:
+    if config.warm_up and engine_index.FAST and not engine_index.kernels_ready():
+        # Outside gunicorn (tests, a debugger): load them in the background. Under gunicorn
+        # wsgi.py has loaded them already, before any worker exists (prepare_kernels).
         from kato_web.services import knowledge
         knowledge.start_warm_up()
+
+
+def prepare_kernels(config: Config) -> str:
+    """Load (or compile, the first time after an install) the prediction kernels now, and log
+    one line saying which path serves predictions; return that line.
+
+    gunicorn's master calls this (wsgi.py, preloaded) before it forks the workers, so every
+    worker inherits the compiled code and no request ever waits for a compilation.
+    """
+    from kato_web.web import logs
+    from kato_web.engine import index as engine_index
+
+    log = logs.app_logger(config.log_format)
+    engine_index.use_compiled(config.fast_predict)
+    if not engine_index.FAST:
+        reason = "KATO_FAST_PREDICT=0" if engine_index.COMPILED else "numba is unavailable"
+        line = f"predictions served by the pure Python path ({reason})"
+    elif not config.warm_up:
+        line = "compiled prediction path; kernels load on first use (KATO_WARM_UP=0)"
+    else:
+        started = time.perf_counter()
+        engine_index.warm_up()
+        line = (f"compiled prediction path ready in {time.perf_counter() - started:.1f} s "
+                f"(numba cache: {engine_index.kernel_cache_dir() or 'none'})")
+    log.info(line)
+    return line
+
+
+def start_worker(app: Flask) -> None:
+    """Start a serving process's background work: its metrics flusher (which counts it as a live
+    worker) and the periodic session sweep. gunicorn calls this in each worker after the fork
+    (post_worker_init): threads never cross a fork."""
+    from kato_web.services import monitoring, sweep
+
+    kato = app.extensions["kato"]
+    monitoring.worker_started()
+    if not kato.config.testing:
+        sweep.start(kato.db, kato.config.session_sweep_seconds, kato.config.session_sweep_batch)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -71,7 +113,7 @@ def register_middleware(app: Flask, config: Config) -> None:
     from kato_web.web import compression
 
     compression.init_app(app, config.max_request_bytes, config.gzip_min_bytes, config.gzip_level)
-    monitoring.init_app(app, config.server.access_log, config.metrics_flush_seconds)
+    monitoring.init_app(app, config.server.access_log, config.metrics_flush_seconds, config.log_format)
 
 
 def register_request_hooks(app: Flask, config: Config) -> None:

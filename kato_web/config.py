@@ -1,15 +1,25 @@
-"""Settings read from KATO_* environment variables, in one place.
+"""Settings read from KATO_* environment variables: typed and validated in one place.
 
-Every variable has a documented default (see README.md, "Configuration"). The
-server-side defaults of the 22 session settings (api.md §5.2) are read here too;
-the admin page can override them at run time through the `settings` table.
+`Config.from_env()` reads every variable, checks it and raises `ConfigError` with one line
+naming the variable, the value and what is allowed; every entry point (gunicorn.conf.py,
+`python -m kato_web …`) prints that line and stops before serving anything. Constructing
+`Config(...)` directly (tests, benchmarks) reads no environment: only the keywords given.
+
+Every variable has a documented default (README.md, "Configuration"). The server-side
+defaults of the 22 session settings (api.md §5.2) are read here too, checked with the same
+rules as a session's own overrides; the admin page can override them at run time.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kato_web.services import session_config
 
 # The service's version, as GET / and GET /status report it (and the package's, pyproject.toml).
 VERSION = "1.0.0"
@@ -36,75 +46,85 @@ def project_file(name: str) -> Path:
 
 # The checkout's instance/ (make run), or ./instance for an installed kato-web.
 INSTANCE_DIR = (PROJECT_ROOT if in_source_checkout() else Path.cwd()) / "instance"
+ENV_PREFIX = "KATO_"
 
-# The 22 session configuration keys, in the order KATO emits them (api.md §5.5),
-# with kato-web's defaults (spec/README.md decision 3: filter_pipeline is []).
-SESSION_DEFAULTS: dict = {
-    "max_pattern_length": 0,
-    "persistence": 5,
-    "recall_threshold": 0.1,
-    "indexer_type": "VI",
-    "max_predictions": 100,
-    "sort_symbols": True,
-    "process_predictions": True,
-    "use_token_matching": True,
-    "stm_mode": "CLEAR",
-    "rank_sort_algo": "potential",
-    "filter_pipeline": [],
-    "length_min_ratio": 0.5,
-    "length_max_ratio": 2.0,
-    "jaccard_threshold": 0.3,
-    "jaccard_min_overlap": 2,
-    "minhash_threshold": 0.7,
-    "minhash_bands": 20,
-    "minhash_rows": 5,
-    "minhash_num_hashes": 100,
-    "bloom_false_positive_rate": 0.01,
-    "max_candidates_per_stage": 100000,
-    "enable_filter_metrics": True,
-}
+# The 22 session settings' defaults live with their rules (services/session_config.py).
+SESSION_DEFAULTS = session_config.SESSION_DEFAULTS
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
-def _env(name: str, default: str | None = None) -> str | None:
+class ConfigError(ValueError):
+    """A KATO_* variable holds a value that is not allowed; str() is one line for the operator."""
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def _env(name: str) -> str | None:
     value = os.environ.get(name)
-    return default if value is None or value == "" else value
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = _env(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _env_int(name: str, default: int) -> int:
-    value = _env(name)
-    return default if value is None else int(value)
+    return None if value is None or value == "" else value
 
 
 def _parse_default(key: str, raw: str):
-    """Turn an environment string into the type of the session setting `key`."""
+    """Turn an environment string into the type of the session setting `key` (ValueError if it
+    cannot be one)."""
     template = SESSION_DEFAULTS[key]
+    text = raw.strip()
     if isinstance(template, bool):
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError("must be a boolean (1/0, true/false, yes/no, on/off)")
     if isinstance(template, int):
-        return int(raw)
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError("must be an integer") from None
     if isinstance(template, float):
-        return float(raw)
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError("must be a number") from None
     if isinstance(template, list):
-        raw = raw.strip()
-        if raw.startswith("["):
-            return list(json.loads(raw))
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    return raw
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError("must be a JSON list or comma-separated names") from None
+            if not isinstance(value, list):
+                raise ValueError("must be a JSON list or comma-separated names")
+            return value
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
 
 
 def session_defaults_from_env() -> dict:
-    """Return the 22 session defaults, each overridable by KATO_<KEY upper-case>."""
+    """Return the 22 session defaults, each overridable by KATO_<KEY upper-case>, checked with
+    the rules of a session's own overrides (api.md §5.2); ConfigError on the first bad one."""
+    STM_MODES, check_values = session_config.STM_MODES, session_config.check_values
     defaults = {}
     for key, value in SESSION_DEFAULTS.items():
-        raw = _env("KATO_" + key.upper())
-        defaults[key] = value if raw is None else _parse_default(key, raw)
+        name = env_name(key)
+        raw = _env(name)
+        if raw is None:
+            defaults[key] = value
+            continue
+        try:
+            parsed = _parse_default(key, raw)
+        except ValueError as err:
+            raise ConfigError(f"{name}={raw!r} is not allowed: {err}") from None
+        message = check_values({key: parsed}).get(key)
+        if key == "stm_mode" and parsed not in STM_MODES:
+            message = "Must be one of: " + ", ".join(STM_MODES)
+        if message:
+            raise ConfigError(f"{name}={raw!r} is not allowed: {message[0].lower()}{message[1:]}")
+        if isinstance(value, float):
+            parsed = float(parsed)
+        defaults[key] = parsed
     return defaults
 
 
@@ -112,7 +132,7 @@ def default_database_url() -> str:
     return "sqlite:///" + str(INSTANCE_DIR / "kato.sqlite3")
 
 
-# gunicorn's defaults, measured on 2 cores (docs/benchmarks.md, gunicorn.conf.py).
+# gunicorn's defaults, measured on 2 cores (docs/operations.md, gunicorn.conf.py).
 DEFAULT_THREADS = 4
 
 
@@ -120,102 +140,168 @@ def default_workers() -> int:
     return (os.cpu_count() or 1) * 2 + 1
 
 
-@dataclass
-class ServerSettings:
+class _Settings(BaseModel):
+    # Assignment stays unchecked (tests set attributes on a built config); construction and
+    # the environment are checked.
+    model_config = ConfigDict(validate_default=True, extra="forbid")
+
+
+class ServerSettings(_Settings):
     """gunicorn's settings: read by gunicorn.conf.py, reported by /concurrency."""
 
-    bind: str = "127.0.0.1:8000"
-    workers: int = field(default_factory=default_workers)
-    threads: int = DEFAULT_THREADS
-    keepalive: int = 30
-    timeout: int = 120
-    graceful_timeout: int = 30
-    max_requests: int = 20000
-    max_requests_jitter: int = 2000
-    backlog: int = 2048
+    bind: str = Field(default="127.0.0.1:8000", min_length=1)
+    workers: int = Field(default_factory=default_workers, ge=1, le=256)
+    threads: int = Field(default=DEFAULT_THREADS, ge=1, le=1024)
+    keepalive: int = Field(default=30, ge=0)
+    timeout: int = Field(default=120, ge=0)
+    graceful_timeout: int = Field(default=30, ge=0)
+    max_requests: int = Field(default=20000, ge=0)
+    max_requests_jitter: int = Field(default=2000, ge=0)
+    backlog: int = Field(default=2048, ge=1)
     access_log: bool = False
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    # gunicorn's control socket (gunicornc): unset gives each instance its own path under
+    # instance/ named after its bind address; "off" disables it.
+    control_socket: str | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
 
     @classmethod
     def from_env(cls) -> "ServerSettings":
-        return cls(
-            bind=_env("KATO_BIND", "127.0.0.1:8000"),
-            workers=_env_int("KATO_WORKERS", default_workers()),
-            threads=_env_int("KATO_THREADS", DEFAULT_THREADS),
-            keepalive=_env_int("KATO_KEEPALIVE", 30),
-            timeout=_env_int("KATO_TIMEOUT", 120),
-            graceful_timeout=_env_int("KATO_GRACEFUL_TIMEOUT", 30),
-            max_requests=_env_int("KATO_MAX_REQUESTS", 20000),
-            max_requests_jitter=_env_int("KATO_MAX_REQUESTS_JITTER", 2000),
-            backlog=_env_int("KATO_BACKLOG", 2048),
-            access_log=_env_bool("KATO_ACCESS_LOG", False),
-            log_level=_env("KATO_LOG_LEVEL", "info"),
-        )
+        return _from_env(cls, _EnvServer)
 
 
-@dataclass
-class Config:
+class Config(_Settings):
     """Everything the app reads from the environment."""
 
-    database_url: str = field(default_factory=default_database_url)
-    service_name: str = "kato"
-    session_ttl: int = 3600
+    database_url: str = Field(default_factory=default_database_url)
+    service_name: str = Field(default="kato", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    session_ttl: int = Field(default=3600, ge=1)
     session_auto_extend: bool = True
-    max_request_bytes: int = 10 * 1024 * 1024
+    max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # One pooled connection per gunicorn thread, and as many again as overflow: a
     # request holds at most two at once (observe-time predictions read the node's
     # knowledge in a second transaction), so threads never wait on the pool.
-    db_pool_size: int = DEFAULT_THREADS
-    db_max_overflow: int = DEFAULT_THREADS
+    db_pool_size: int = Field(default=DEFAULT_THREADS, ge=1)
+    db_max_overflow: int = Field(default=DEFAULT_THREADS, ge=0)
     # Test a pooled connection before use when it sat idle longer than this (store/db.py).
     db_pre_ping: bool = True
-    db_ping_idle_seconds: float = 5.0
+    db_ping_idle_seconds: float = Field(default=5.0, ge=0)
     # Responses over gzip_min_bytes are gzipped for clients that accept it; level 1 because
     # CPU, not bandwidth, runs out first. Levels 0-3 use ISA-L, 4-9 zlib (web/compression.py).
-    gzip_min_bytes: int = 1024
-    gzip_level: int = 1
+    gzip_min_bytes: int = Field(default=1024, ge=0)
+    gzip_level: int = Field(default=1, ge=0, le=9)
     # How often a worker pushes its request figures to the metrics shared by all workers.
-    metrics_flush_seconds: float = 1.0
-    server: ServerSettings = field(default_factory=ServerSettings)
-    session_defaults: dict = field(default_factory=lambda: dict(SESSION_DEFAULTS))
+    metrics_flush_seconds: float = Field(default=1.0, gt=0)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    session_defaults: dict = Field(default_factory=lambda: dict(SESSION_DEFAULTS))
     admin_password: str | None = None
     secret_key: str | None = None
     expose_worker_pid: bool = False
-    # orjson for responses (web/json_provider.py); load the prediction kernels in the background
-    # when a worker starts (services/knowledge.py); the compiled prediction path (engine/index/).
+    # orjson for responses (web/json_provider.py); load the prediction kernels before serving
+    # (wsgi.py, prepare_kernels); the compiled prediction path (engine/index/).
     fast_json: bool = True
     warm_up: bool = True
     fast_predict: bool = True
     # Give freed heap memory back to the OS once responses larger than trim_after_bytes have
     # stopped for trim_delay_seconds (web/heap.py; 0 bytes: never).
-    trim_after_bytes: int = 8 * 1024 * 1024
-    trim_delay_seconds: float = 5.0
+    trim_after_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    trim_delay_seconds: float = Field(default=5.0, ge=0)
+    # Each worker's in-memory node indexes are a cache of the database, bounded by this many MiB:
+    # least-recently-used nodes are dropped beyond it (a node larger than the budget alone is
+    # still served; 0: no bound). services/knowledge.py, docs/operations.md.
+    index_memory_mb: int = Field(default=512, ge=0)
+    # Expired sessions are deleted every session_sweep_seconds by one worker at a time, in
+    # batches of session_sweep_batch rows (services/sweep.py; 0 s: never).
+    session_sweep_seconds: float = Field(default=60.0, ge=0)
+    session_sweep_batch: int = Field(default=1000, ge=1, le=100_000)
+    # "text": gunicorn's and the app's plain lines; "json": one JSON object per line for all.
+    log_format: Literal["text", "json"] = "text"
     testing: bool = False
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        try:
+            backend = make_url(value).get_backend_name()
+        except Exception:
+            raise ValueError("must be an SQLAlchemy URL (sqlite:///path or "
+                             "postgresql+psycopg://user:password@host:port/database)") from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
 
     @classmethod
     def from_env(cls) -> "Config":
+        """Read and check every KATO_* variable; ConfigError (one line) on the first bad one."""
         server = ServerSettings.from_env()
-        return cls(
-            database_url=_env("KATO_DATABASE_URL", default_database_url()),
-            service_name=_env("KATO_SERVICE_NAME", "kato"),
-            session_ttl=_env_int("KATO_SESSION_TTL", 3600),
-            session_auto_extend=_env_bool("KATO_SESSION_AUTO_EXTEND", True),
-            max_request_bytes=_env_int("KATO_MAX_REQUEST_BYTES", 10 * 1024 * 1024),
-            db_pool_size=_env_int("KATO_DB_POOL_SIZE", server.threads),
-            db_max_overflow=_env_int("KATO_DB_MAX_OVERFLOW", server.threads),
-            db_pre_ping=_env_bool("KATO_DB_PRE_PING", True),
-            db_ping_idle_seconds=float(_env("KATO_DB_PING_IDLE_SECONDS", "5")),
-            gzip_min_bytes=_env_int("KATO_GZIP_MIN_BYTES", 1024),
-            gzip_level=_env_int("KATO_GZIP_LEVEL", 1),
-            metrics_flush_seconds=float(_env("KATO_METRICS_FLUSH_SECONDS", "1.0")),
-            server=server,
-            session_defaults=session_defaults_from_env(),
-            fast_json=_env_bool("KATO_FAST_JSON", True),
-            warm_up=_env_bool("KATO_WARM_UP", True),
-            fast_predict=_env_bool("KATO_FAST_PREDICT", True),
-            trim_after_bytes=_env_int("KATO_TRIM_AFTER_BYTES", 8 * 1024 * 1024),
-            trim_delay_seconds=float(_env("KATO_TRIM_DELAY_SECONDS", "5.0")),
-            admin_password=_env("KATO_ADMIN_PASSWORD"),
-            secret_key=_env("KATO_SECRET_KEY"),
-            expose_worker_pid=_env_bool("KATO_EXPOSE_WORKER_PID", False),
-        )
+        overrides: dict = {"server": server, "session_defaults": session_defaults_from_env()}
+        # The pool follows the thread count unless set explicitly.
+        for name in ("db_pool_size", "db_max_overflow"):
+            if _env(env_name(name)) is None:
+                overrides[name] = server.threads
+        return _from_env(cls, _EnvConfig, **overrides)
+
+
+# KATO_* variables read elsewhere than Config: the test suite's, CI's and one gunicorn.conf.py
+# passes to its workers.
+OTHER_VARIABLES = frozenset({"KATO_TEST_DATABASE_URL", "KATO_CI_POSTGRES_URL", "KATO_UPDATE_SCREENSHOTS",
+                             "KATO_SERVER_STARTED_AT"})
+
+
+def unknown_variables(environ=None) -> list[str]:
+    """KATO_* variables that no setting reads (a typo, or a setting this version does not have)."""
+    environ = os.environ if environ is None else environ
+    known = {env_name(f) for f in Config.model_fields if f not in ("server", "session_defaults")}
+    known |= {env_name(f) for f in ServerSettings.model_fields}
+    known |= {env_name(k) for k in SESSION_DEFAULTS}
+    return sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known | OTHER_VARIABLES)
+
+
+def _from_env(model: type[_Settings], reader: type[BaseSettings], **overrides) -> _Settings:
+    try:
+        values = reader(**overrides)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err)) from None
+    return model.model_validate({name: getattr(values, name) for name in model.model_fields})
+
+
+def _one_line(err: ValidationError) -> str:
+    """The first error as `KATO_NAME='value' is not allowed: what is allowed`."""
+    first = err.errors()[0]
+    name = env_name(str(first["loc"][0])) if first.get("loc") else ENV_PREFIX + "?"
+    raw = os.environ.get(name, first.get("input"))
+    message = first["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    message = message[0].lower() + message[1:] if message else message
+    if first.get("type") == "bool_parsing":
+        message = "must be a boolean (1/0, true/false, yes/no, on/off)"
+    elif first.get("type") == "literal_error":
+        message = "must be " + message.removeprefix("input should be ")
+    elif message.startswith("input should be "):
+        message = "must be " + message.removeprefix("input should be ")
+    return f"{name}={raw!r} is not allowed: {message}"
+
+
+_ENV = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore",
+                          case_sensitive=False, validate_default=True)
+
+
+class _EnvServer(BaseSettings, ServerSettings):
+    model_config = _ENV
+
+
+class _EnvConfig(BaseSettings, Config):
+    # `server` and `session_defaults` are read by their own readers and passed in.
+    model_config = _ENV

@@ -9,6 +9,16 @@ from kato_web.store.migrate import upgrade
 from tests.support import throwaway_database, wipe
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels():
+    """Compile the prediction kernels once per checkout, as `make run` does on its first start:
+    numba writes them to its on-disk cache, and every gunicorn the tests start then loads them in
+    about a second instead of compiling before it binds its port."""
+    from kato_web.engine import index as engine_index
+
+    engine_index.warm_up()
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     with throwaway_database(tmp_path_factory.mktemp("db")) as url:

@@ -1,4 +1,4 @@
-"""Root, health and status endpoints (api.md §7.1, §7.5)."""
+"""Root, health, liveness, readiness and status endpoints (api.md §7.1, §7.5)."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
@@ -28,6 +28,26 @@ def root():
 @describe(summary="Health (always 200; problems are reported in the body)", tag="service", response=R.Health)
 def health():
     return jsonify(svc.health(ctx()))
+
+
+@bp.get("/livez")
+@describe(summary="Liveness: the process answers", tag="service", response=R.Liveness)
+def livez():
+    """The process answers (nothing else is asked: a restart would not fix the database)."""
+    return jsonify({"status": "alive"})
+
+
+@bp.get("/readyz")
+@describe(summary="Readiness: database reachable and migrated, kernels loaded", tag="service",
+          response=R.Readiness, errors=("not_ready",))
+def readyz():
+    """Database reachable, migrations at head, kernels ready: 200, else 503 with the reasons."""
+    body, ready = svc.readiness(ctx())
+    response = jsonify(body)
+    if not ready:
+        response.status_code = 503
+        response.headers["Retry-After"] = str(svc.RETRY_AFTER_SECONDS)
+    return response
 
 
 @bp.get("/status")

@@ -177,13 +177,14 @@ class RequestMetricsMiddleware:
             method = "OTHER"
         seconds = svc.request_finished(started, endpoint, method, status)
         if self.log_access or status >= 500:
-            line = json.dumps({
+            fields = {
                 "ts": round(time.time(), 3), "method": method, "path": environ.get("PATH_INFO", ""),
                 "endpoint": endpoint, "status": status, "ms": round(seconds * 1000.0, 2),
                 "trace_id": _header(headers, "X-Trace-ID"), "pid": os.getpid(),
-            }, separators=(",", ":"))
+            }
+            line = json.dumps(fields, separators=(",", ":"))
             if self.log_access:
-                access_log.info(line)
+                access_log.info(line, extra={"fields": fields, "json_message": "request"})
             if status >= 500:
                 # The traceback itself was logged by the error handler (kato_web.errors).
                 error_log.error("request failed %s", line)
@@ -196,24 +197,16 @@ def _header(headers, name: str) -> str | None:
     return None
 
 
-def configure_logging(log_access: bool) -> None:
-    """Send access lines to stdout and errors (with tracebacks) to gunicorn's error log or stderr."""
-    app_log = logging.getLogger("kato_web")
-    if not app_log.handlers:
-        gunicorn_error = logging.getLogger("gunicorn.error")
-        if gunicorn_error.handlers:
-            for handler in gunicorn_error.handlers:
-                app_log.addHandler(handler)
-        else:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter(
-                "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"))
-            app_log.addHandler(handler)
-        app_log.propagate = False
-    app_log.setLevel(logging.INFO)
+def configure_logging(log_access: bool, log_format: str = "text") -> None:
+    """Send access lines to stdout and errors (with tracebacks) to gunicorn's error log or stderr,
+    in one format (kato_web/web/logs.py)."""
+    from kato_web.web import logs
+
+    logs.app_logger(log_format)
     if log_access and not access_log.handlers:
         handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        # Text mode keeps the line as it always was: one JSON object, nothing around it.
+        handler.setFormatter(logs.JsonFormatter() if log_format == "json" else logging.Formatter("%(message)s"))
         access_log.addHandler(handler)
         access_log.propagate = False
     access_log.setLevel(logging.INFO if log_access else logging.WARNING)
@@ -227,9 +220,9 @@ def _label_route() -> None:
     request.environ[ROUTE_KEY] = rule.rule if rule is not None else svc.UNMATCHED
 
 
-def init_app(app: Flask, log_access: bool, flush_seconds: float = 1.0) -> None:
+def init_app(app: Flask, log_access: bool, flush_seconds: float = 1.0, log_format: str = "text") -> None:
     """Register the monitoring endpoints and wrap the app in the request-metrics middleware."""
-    configure_logging(log_access)
+    configure_logging(log_access, log_format)
     svc.set_flush_interval(flush_seconds)
     app.register_blueprint(bp)
     app.before_request_funcs.setdefault(None, []).insert(0, _label_route)

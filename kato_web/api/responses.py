@@ -363,6 +363,23 @@ class Health(_Answer):
     timestamp: str
 
 
+class Liveness(_Answer):
+    status: Literal["alive"]
+
+
+class ReadinessCheck(_Answer):
+    ok: bool
+    detail: str
+
+
+class Readiness(_Answer):
+    """Whether this instance can serve: database reachable and at the latest migration, kernels loaded."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, ReadinessCheck]
+    reasons: Optional[list[str]] = Field(None, description="Why not, when not ready.")
+
+
 class Status(_Answer):
     status: str
     base_processor_id: str

@@ -10,7 +10,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Hashable, Sequence
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 from rapidfuzz.distance import LCSseq
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "split",
     "align",
     "prefix_sums",
+    "fuzzy_matches",
 ]
 
 Block = tuple[int, int, int]  # (i in p, j in s, size), like difflib's Match without the sentinel
@@ -218,16 +219,55 @@ def split(
     e2: int,
     matches: Sequence[str],
     stm: Sequence[Sequence[str]],
+    anomalies: Sequence[dict] = (),
 ) -> Alignment:
-    """Build past/present/future, missing (per present event) and extras (per STM event)."""
+    """Build past/present/future, missing (per present event) and extras (per STM event).
+
+    A fuzzy-matched pair (an anomaly, kato-3.10.md §1.4b) shows in neither list: its expected
+    symbol is left out of ``missing`` and its observed symbol out of ``extras`` (decision 18).
+    """
     past = [list(e) for e in events[:e1]]
     present = [list(e) for e in events[e1:e2]]
     future = [list(e) for e in events[e2:]]
     matched = set(matches)
-    missing = [[x for x in e if x not in matched] for e in present]
     in_present = {x for e in present for x in e}
+    if anomalies:
+        matched.update(a["expected"] for a in anomalies)
+        in_present = in_present.union(a["observed"] for a in anomalies)
+    missing = [[x for x in e if x not in matched] for e in present]
     extras = [[x for x in e if x not in in_present] for e in stm]
     return Alignment(past, present, future, missing, extras)
+
+
+def fuzzy_matches(p: Sequence[str], s: Sequence[str], tau: float) -> tuple[list[str], list[dict]]:
+    """Return (matches, anomalies) of fuzzy token matching (kato-3.10.md §1.4b steps 1 and 3).
+
+    For each state symbol t, in state order with duplicates, the best pattern symbol u by
+    ``fuzz.ratio`` over the whole flat pattern with a score >= 100·τ (inclusive; the first best
+    in pattern order on ties, as ``process.extractOne`` picks it). A match appends t to
+    ``matches``; a match with t != u also appends {observed, expected, similarity} to
+    ``anomalies``. The state symbols without a match are the flat extras of snr.
+    """
+    matches: list[str] = []
+    anomalies: list[dict] = []
+    if not p:
+        return matches, anomalies
+    cutoff = 100 * tau
+    choices = list(p)
+    best: dict[str, tuple | None] = {}  # the same state symbol twice: the same best match
+    for t in s:
+        if t in best:
+            found = best[t]
+        else:
+            found = best[t] = process.extractOne(t, choices, scorer=fuzz.ratio, processor=None,
+                                                 score_cutoff=cutoff)
+        if found is None:
+            continue
+        matches.append(t)
+        u, score = found[0], found[1]
+        if u != t:
+            anomalies.append({"observed": t, "expected": u, "similarity": score / 100})
+    return matches, anomalies
 
 
 def align(

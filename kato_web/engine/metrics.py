@@ -52,7 +52,11 @@ __all__ = [
     "tfidf_score",
     "potential",
     "average_emotives",
+    "affinity_weight",
+    "weighted_metrics",
 ]
+
+AFFINITY_FLOOR = 0.01  # w(t) of a symbol without affinity, and added to every weight (§1.4d)
 
 CONFLUENCE_FLOOR = 1e-10  # q(x) for a symbol with probability 0 (engine.md §6.14)
 
@@ -126,18 +130,28 @@ def entropy(present_counts: Mapping[str, int], present_size: int) -> float:
     return seq_sum(classic_expectation(c / present_size) for c in present_counts.values())
 
 
-def normalized_entropy(state_counts: Mapping[str, int], n: int, n_symbols: int) -> float:
-    """Return Σ φ_{N_sym}(c_σ/n) over the distinct state symbols (engine.md §6.11)."""
+def normalized_entropy(counts: Mapping[str, int], n: int, n_symbols: int) -> float:
+    """Return Σ φ_{N_sym}(c_σ/n) over distinct symbols in first appearance.
+
+    kato-3.10.md §1.4e: the counts are a prediction's present (or, on a finalized node, its
+    whole pattern), no longer the STM state of engine.md §6.11. Terms are added left to right
+    from 0, which gives the bits of 3.10.1's ``v -= p·log(p, N)`` from 0.0.
+    """
     if n == 0:
         return 0.0
-    return seq_sum(expectation(c / n, n_symbols) for c in state_counts.values())
+    return seq_sum(expectation(c / n, n_symbols) for c in counts.values())
 
 
 def global_normalized_entropy(
-    state_symbols: Iterable[str], pi: Mapping[str, float], n_symbols: int
+    symbols: Iterable[str], pi: Mapping[str, float], n_symbols: int
 ) -> float:
-    """Return Σ φ_{N_sym}(π(σ)) over the distinct state symbols (engine.md §6.12)."""
-    return seq_sum(expectation(pi.get(x, 0), n_symbols) for x in state_symbols)
+    """Return Σ φ_{N_sym}(π(σ)) over the given distinct symbols, in their order.
+
+    kato-3.10.md §1.4e: the distinct symbols of a prediction's present (or whole pattern on a
+    finalized node) in first-appearance order; 3.10.1 iterates a hash-ordered set, kato-web
+    fixes this order (decision 5).
+    """
+    return seq_sum(expectation(pi.get(x, 0), n_symbols) for x in symbols)
 
 
 def cosine_distance(a: Sequence[float], b: Sequence[float]) -> float:
@@ -219,3 +233,32 @@ def average_emotives(window: Sequence[Mapping[str, float]]) -> dict[str, float]:
         for key, value in snapshot.items():
             values.setdefault(key, []).append(value)
     return {key: float(seq_sum(v) / len(v)) for key, v in values.items()}
+
+
+def affinity_weight(frequency: int, affinity: float) -> float:
+    """Return w(t) = |aff(t, e)|/f(t) + 0.01 when f(t) > 0 and |aff| > 0, else 0.01 (§1.4d).
+
+    Decision 19: a symbol without affinity weighs 0.01 (the documented formula), pattern-only
+    symbols included.
+    """
+    magnitude = abs(affinity)
+    if frequency > 0 and magnitude > 0:
+        return magnitude / frequency + AFFINITY_FLOOR
+    return AFFINITY_FLOOR
+
+
+def weighted_metrics(w_m: float, w_s: float, w_p: float, w_rho: float, w_x: float) -> tuple:
+    """Return (weighted_similarity, weighted_evidence, weighted_confidence, weighted_snr).
+
+    From the weight sums of the matches M, the state S, the flat pattern P, the flat present ρ
+    and the displayed extras X (kato-3.10.md §1.4d): 2·w(M)/(w(S)+w(P)) (None on a zero
+    denominator), w(M)/w(P), w(M)/w(ρ), w(M)/(w(M)+w(X)) (0 on a zero denominator; every
+    weight is at least 0.01, so only empty sums can be zero).
+    """
+    denominator = w_s + w_p
+    similarity = 2 * w_m / denominator if denominator else None
+    evidence = w_m / w_p if w_p else 0.0
+    confidence = w_m / w_rho if w_rho else 0.0
+    both = w_m + w_x
+    signal = w_m / both if both else 0.0
+    return similarity, evidence, confidence, signal

@@ -39,9 +39,9 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import LCSseq
 
 from . import metrics as mx
-from .matching import BlockMatcher, event_span, extract, split
+from .matching import BlockMatcher, event_span, extract, fuzzy_matches, split
 # The shared types live in types.py; they stay importable from here, where callers found them.
-from .types import JSONList, PatternRecord, PredictConfig, RANK_KEYS, SymbolStats
+from .types import JSONList, PatternRecord, PredictConfig, RANK_KEYS, SymbolStats, WEIGHTED_KEYS
 
 __all__ = [
     "JSONList",
@@ -56,6 +56,8 @@ __all__ = [
     "score_candidate",
     "passes_filters",
     "rank_ensemble",
+    "rank_order",
+    "WEIGHTED_KEYS",
     "predict",
 ]
 
@@ -92,6 +94,13 @@ PREDICTION_KEYS: tuple[str, ...] = (
     "bayesian_posterior",
     "bayesian_prior",
     "bayesian_likelihood",
+    # kato-3.10.md decisions 18–19: appended after KATO's 29 keys, in 3.10.1's relative order
+    # (anomalies, then the four weighted_* keys), so the older keys keep their places.
+    "anomalies",
+    "weighted_similarity",
+    "weighted_evidence",
+    "weighted_confidence",
+    "weighted_snr",
 )
 
 
@@ -118,15 +127,27 @@ class State:
 
 
 class Candidate:
-    """One pattern that passed the recall threshold: its similarity, matches and event span."""
+    """One pattern that passed the recall threshold: its similarity, matches and event span.
 
-    __slots__ = ("record", "similarity", "matches", "m", "number_of_blocks", "e1", "e2", "rho")
+    With fuzzy token matching (τ > 0, kato-3.10.md §1.4b) ``matches`` and ``m`` are the fuzzy
+    ones and ``anomalies`` lists the inexact pairs; the event span and ``number_of_blocks``
+    always come from the exact matching blocks.
+    """
 
-    def __init__(self, record: PatternRecord, sim: float, extraction, e1: int, e2: int):
+    __slots__ = ("record", "similarity", "matches", "m", "number_of_blocks", "e1", "e2", "rho",
+                 "anomalies")
+
+    def __init__(self, record: PatternRecord, sim: float, extraction, e1: int, e2: int,
+                 fuzzy: tuple[list[str], list[dict]] | None = None):
         self.record = record
         self.similarity = sim
-        self.matches = extraction.matches
-        self.m = extraction.m
+        if fuzzy is None:
+            self.matches = extraction.matches
+            self.m = extraction.m
+            self.anomalies = []
+        else:
+            self.matches, self.anomalies = fuzzy
+            self.m = len(self.matches)
         self.number_of_blocks = extraction.number_of_blocks
         self.e1 = e1  # present = events[e1:e2]
         self.e2 = e2
@@ -146,7 +167,8 @@ class Candidate:
 
 
 def score_candidate(
-    record: PatternRecord, state: State, threshold: float, use_token_matching: bool = True
+    record: PatternRecord, state: State, threshold: float, use_token_matching: bool = True,
+    fuzzy_token_threshold: float = 0.0,
 ) -> Candidate | None:
     """Score one pattern against the state; return its Candidate, or None below the threshold."""
     p = record.flat
@@ -175,7 +197,8 @@ def score_candidate(
         return None  # extract rejects a pattern without blocks unless θ = 0 (engine.md §5.3)
     extraction = extract(length, state.s, blocks)
     e1, e2 = event_span(record.events, record.offsets, extraction)
-    return Candidate(record, sim, extraction, e1, e2)
+    fuzzy = fuzzy_matches(p, state.s, fuzzy_token_threshold) if fuzzy_token_threshold > 0 else None
+    return Candidate(record, sim, extraction, e1, e2, fuzzy)
 
 
 def passes_filters(record: PatternRecord, state: State, cfg: PredictConfig) -> bool:
@@ -203,12 +226,14 @@ def passes_filters(record: PatternRecord, state: State, cfg: PredictConfig) -> b
 class _Ensemble:
     """The ensemble-wide quantities of one prediction call (engine.md §6)."""
 
-    def __init__(self, candidates: Sequence[Candidate], state: State, stats: SymbolStats):
+    def __init__(self, candidates: Sequence[Candidate], state: State, stats: SymbolStats,
+                 affinity_emotive: str | None = None):
         self.state = state
         self.tup = tup = stats.total_unique_patterns
         self.tpf = stats.total_pattern_frequencies
-        n_symbols = stats.n_symbols
-        pmf = stats.pmf
+        self.n_symbols = stats.n_symbols
+        self.pmf = pmf = stats.pmf
+        self.finalized = bool(stats.finalized)
         self.total_f = mx.seq_sum(c.record.frequency for c in candidates)
 
         # π over the domain D: every symbol of every present span.
@@ -224,8 +249,14 @@ class _Ensemble:
         # The state's half of the itfdf vectors: π(σ)·count_s(σ), 0 outside D.
         self.state_weight = {x: pi.get(x, 0) * c for x, c in counts.items()}
         self.state_weight_any = any(self.state_weight.values())
-        self.normalized_entropy = mx.normalized_entropy(counts, state.n, n_symbols)
-        self.global_normalized_entropy = mx.global_normalized_entropy(counts, pi, n_symbols)
+
+        # Affinity weights w(t) (kato-3.10.md §1.4d, decision 19), only when asked for.
+        self.emotive = affinity_emotive
+        if affinity_emotive is not None:
+            self.weights: dict[str, float] = {}
+            self.frequency = stats.frequency
+            self.affinity = stats.affinity
+            self.w_state = self.weight_sum(state.s)
 
         # Σ sim·prior and the future groups' W_φ, summed in candidate (learn) order.
         total_f = self.total_f
@@ -250,6 +281,35 @@ class _Ensemble:
         w_total = mx.seq_sum(g[0] for g in groups.values())
         self.aggregate = {k: (g[0] / w_total if w_total else 0.0) for k, g in groups.items()}
 
+    def weight_sum(self, symbols: Iterable[str]) -> float:
+        """Return Σ w(t) over the symbols, left to right, each weight computed once per call."""
+        weights = self.weights
+        emotive, frequency, affinity = self.emotive, self.frequency, self.affinity
+        total = 0
+        for t in symbols:
+            w = weights.get(t)
+            if w is None:
+                w = weights[t] = mx.affinity_weight(
+                    frequency.get(t, 0), (affinity.get(t) or {}).get(emotive, 0.0))
+            total = total + w
+        return total
+
+    def weighted(self, c: Candidate) -> tuple | None:
+        """Return (weighted similarity, evidence, confidence, snr), or None when off (§1.4d).
+
+        M = the matches, P = the flat pattern, ρ = the flat present, X = the displayed extras
+        flattened (the state symbols outside the present, fuzzy-observed ones excluded).
+        """
+        if self.emotive is None:
+            return None
+        in_present = set(c.rho)
+        if c.anomalies:
+            in_present.update(a["observed"] for a in c.anomalies)
+        extras = [t for t in self.state.s if t not in in_present]
+        return mx.weighted_metrics(self.weight_sum(c.matches), self.w_state,
+                                   self.weight_sum(c.record.flat), self.weight_sum(c.rho),
+                                   self.weight_sum(extras))
+
     def itfdf(self, c: Candidate, rho_counts: Mapping[str, int]) -> float:
         """Return the candidate's itfdf_similarity (engine.md §6.13)."""
         if self.total_f == 0:
@@ -269,14 +329,22 @@ class _Ensemble:
         return mx.itfdf_similarity(d, c.record.frequency, self.total_f)
 
     def core(self, c: Candidate, rho_counts: Mapping[str, int]) -> tuple:
-        """Return (evidence, confidence, snr, fragmentation, itfdf, potential)."""
+        """Return (evidence, confidence, snr, fragmentation, itfdf, potential, weighted).
+
+        With affinity on, potential = (w_ev + w_conf)·w_snr + itfdf + 1/(frag + 1) (§1.4d).
+        """
         m = c.m
         ev = mx.evidence(m, len(c.record.flat))
         conf = mx.confidence(m, len(c.rho))
         signal = mx.snr(m, self.state.n - m)
         frag = mx.fragmentation(c.number_of_blocks)
         itfdf = self.itfdf(c, rho_counts)
-        return ev, conf, signal, frag, itfdf, mx.potential(ev, conf, signal, itfdf, frag)
+        weighted = self.weighted(c)
+        if weighted is None:
+            pot = mx.potential(ev, conf, signal, itfdf, frag)
+        else:
+            pot = mx.potential(weighted[1], weighted[2], weighted[3], itfdf, frag)
+        return ev, conf, signal, frag, itfdf, pot, weighted
 
     def bayes(self, c: Candidate, key: tuple | None) -> tuple:
         """Return probability, weighted strength, predictive information, prior, posterior."""
@@ -296,9 +364,39 @@ class _Ensemble:
         log10_q = self.log10_q
         return mx.confluence(c.record.frequency, self.tpf, [log10_q[x] for x in c.rho])
 
-    def tfidf(self, rho_counts: Mapping[str, int], rho_size: int) -> float:
-        """Return the candidate's tfidf_score (engine.md §6.15)."""
-        return mx.tfidf_score(rho_counts, rho_size, self.idf, self.tup)
+    def _scope(self, c: Candidate, rho_counts: Mapping[str, int]) -> tuple[Mapping[str, int], int]:
+        """Return (counts, size) of what the entropies and TF run over: the present, or the
+        whole pattern on a finalized node (kato-3.10.md §1.4e, decision 15)."""
+        if self.finalized:
+            return mx.first_appearance_counts(c.record.flat), len(c.record.flat)
+        return rho_counts, len(c.rho)
+
+    def probability(self, x: str) -> float:
+        """Return π(x): from D's map for a present symbol, else live from the symbol table."""
+        v = self.pi.get(x)
+        return mx.symbol_probability(x, self.pmf, self.tup) if v is None else v
+
+    def entropies(self, c: Candidate, rho_counts: Mapping[str, int]) -> tuple:
+        """Return (entropy, normalized_entropy, global_normalized_entropy) of the candidate.
+
+        Over its present (kato-3.10.md §1.4e), or over the whole pattern with the live symbol
+        table on a finalized node; distinct symbols in first-appearance order.
+        """
+        counts, size = self._scope(c, rho_counts)
+        n_symbols = self.n_symbols
+        return (mx.entropy(counts, size), mx.normalized_entropy(counts, size, n_symbols),
+                mx.global_normalized_entropy(counts, {x: self.probability(x) for x in counts},
+                                             n_symbols))
+
+    def tfidf(self, c: Candidate, rho_counts: Mapping[str, int]) -> float:
+        """Return the candidate's tfidf_score (engine.md §6.15; TF over the whole pattern on a
+        finalized node, idf always live, kato-3.10.md §1.4e)."""
+        counts, size = self._scope(c, rho_counts)
+        idf = self.idf
+        if self.finalized and self.tup:
+            idf = {x: idf[x] if x in idf else mx.tfidf_idf(self.probability(x), self.tup)
+                   for x in counts}
+        return mx.tfidf_score(counts, size, idf, self.tup)
 
     def rank_value(self, c: Candidate, key: tuple | None, rank_key: str):
         """Return the value of one ranking key for a candidate, computing only what it needs."""
@@ -315,17 +413,20 @@ class _Ensemble:
         if rank_key == "snr":
             return mx.snr(c.m, self.state.n - c.m)
         if rank_key == "normalized_entropy":
-            return self.normalized_entropy
+            return self.entropies(c, mx.first_appearance_counts(c.rho))[1]
         if rank_key == "global_normalized_entropy":
-            return self.global_normalized_entropy
+            return self.entropies(c, mx.first_appearance_counts(c.rho))[2]
         if rank_key == "confluence":
             return self.confluence(c)
         if rank_key == "tfidf_score":
-            return self.tfidf(mx.first_appearance_counts(c.rho), len(c.rho))
+            return self.tfidf(c, mx.first_appearance_counts(c.rho))
         if rank_key == "itfdf_similarity":
             return self.itfdf(c, mx.first_appearance_counts(c.rho))
         if rank_key == "potential":
             return self.core(c, mx.first_appearance_counts(c.rho))[5]
+        if rank_key in WEIGHTED_KEYS:
+            weighted = self.weighted(c)
+            return None if weighted is None else weighted[WEIGHTED_KEYS.index(rank_key)]
         probability, strength, information, prior, posterior = self.bayes(c, key)
         if rank_key == "predictive_information":
             return information
@@ -334,13 +435,14 @@ class _Ensemble:
         return posterior  # bayesian_posterior
 
     def prediction(self, c: Candidate, key: tuple | None) -> dict:
-        """Build the full 29-key prediction object of a candidate (engine.md §6 key order)."""
+        """Build the full 34-key prediction object of a candidate (PREDICTION_KEYS order)."""
         rec = c.record
-        rho = c.rho
-        rho_counts = mx.first_appearance_counts(rho)
-        ev, conf, signal, frag, itfdf, pot = self.core(c, rho_counts)
+        rho_counts = mx.first_appearance_counts(c.rho)
+        ev, conf, signal, frag, itfdf, pot, weighted = self.core(c, rho_counts)
         probability, strength, information, prior, posterior = self.bayes(c, key)
-        parts = split(rec.events, c.e1, c.e2, c.matches, self.state.stm)
+        entropy, normalized_entropy, global_normalized_entropy = self.entropies(c, rho_counts)
+        parts = split(rec.events, c.e1, c.e2, c.matches, self.state.stm, c.anomalies)
+        w_sim, w_ev, w_conf, w_snr = (None,) * 4 if weighted is None else weighted
         return {
             "type": "prototypical",
             "name": rec.name,
@@ -361,17 +463,37 @@ class _Ensemble:
             "sequence": [list(e) for e in rec.events],
             "future": parts.future,
             "confidence": float(conf),
-            "entropy": float(mx.entropy(rho_counts, len(rho))),
-            "normalized_entropy": float(self.normalized_entropy),
-            "global_normalized_entropy": float(self.global_normalized_entropy),
+            "entropy": float(entropy),
+            "normalized_entropy": float(normalized_entropy),
+            "global_normalized_entropy": float(global_normalized_entropy),
             "itfdf_similarity": float(itfdf),
-            "tfidf_score": float(self.tfidf(rho_counts, len(rho))),
+            "tfidf_score": float(self.tfidf(c, rho_counts)),
             "pattern_probability": float(probability),
             "weighted_strength": float(strength),
             "bayesian_posterior": float(posterior),
             "bayesian_prior": float(prior),
             "bayesian_likelihood": float(c.similarity),
+            "anomalies": [dict(a) for a in c.anomalies],
+            "weighted_similarity": _float_or_none(w_sim),
+            "weighted_evidence": _float_or_none(w_ev),
+            "weighted_confidence": _float_or_none(w_conf),
+            "weighted_snr": _float_or_none(w_snr),
         }
+
+
+def _float_or_none(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def rank_order(values: Sequence, names: Sequence[str]) -> list[int]:
+    """Return the positions ranked descending by value, ties by name ascending (decision 5);
+    a None value (a weighted_* key with affinity off) ranks after every number."""
+    ranked = sorted(range(len(values)), key=names.__getitem__)
+    if any(v is None for v in values):
+        ranked.sort(key=lambda i: (values[i] is not None, values[i] or 0), reverse=True)
+    else:
+        ranked.sort(key=values.__getitem__, reverse=True)
+    return ranked
 
 
 def rank_ensemble(
@@ -386,12 +508,10 @@ def rank_ensemble(
         raise ValueError(f"unknown rank_sort_algo: {rank_key!r}")
     if not candidates:
         return [], []
-    ens = _Ensemble(candidates, state, stats)
+    ens = _Ensemble(candidates, state, stats, cfg.affinity_emotive)
     keys = ens.future_keys
     values = [ens.rank_value(c, keys[i], rank_key) for i, c in enumerate(candidates)]
-    # Descending by value, ties by name ascending (decision 5): two stable sorts.
-    ranked = sorted(range(len(candidates)), key=lambda i: candidates[i].record.name)
-    ranked.sort(key=values.__getitem__, reverse=True)
+    ranked = rank_order(values, [c.record.name for c in candidates])
 
     predictions = [
         ens.prediction(candidates[i], keys[i]) for i in ranked[: max(0, cfg.max_predictions)]
@@ -431,8 +551,8 @@ def predict(
 
     Give ``patterns`` in the order they were first learned: ensemble float sums follow it.
     ``patterns`` may also be an ``index.PatternIndex``, which gives the same result through its
-    candidate index and compiled scoring (its own pmf table is used; ``stats`` gives N_sym, TUP
-    and TPF). With ``futures_json``, future_potentials come as ``orjson.dumps`` of that list,
+    candidate index and compiled scoring (its own pmf table is used; ``stats`` gives N_sym, TUP,
+    TPF and kato-3.10's f(σ), affinity sums and finalized flag). With ``futures_json``, future_potentials come as ``orjson.dumps`` of that list,
     and with ``predictions_json`` the predictions as a ``JSONList`` (``orjson.dumps`` of the
     list and its length): an index writes both directly, without the Python objects.
     """
@@ -453,16 +573,17 @@ def _predict_records(stm, patterns, stats, cfg):
     if cfg.rank_sort_algo not in RANK_KEYS:
         raise ValueError(f"unknown rank_sort_algo: {cfg.rank_sort_algo!r}")
     state = State(stm)
-    if state.n < 2:
-        return [], []
+    if state.n < 1:
+        return [], []  # an STM of one symbol predicts (kato-3.10.md decision 14); empty does not
     threshold = cfg.recall_threshold
     token = cfg.use_token_matching
+    tau = cfg.fuzzy_token_threshold
     filtering = any(stage in ("length", "jaccard") for stage in cfg.filter_pipeline)
     candidates = []
     for record in patterns:
         if filtering and not passes_filters(record, state, cfg):
             continue
-        cand = score_candidate(record, state, threshold, token)
+        cand = score_candidate(record, state, threshold, token, tau)
         if cand is not None:
             candidates.append(cand)
     return rank_ensemble(candidates, state, stats, cfg)

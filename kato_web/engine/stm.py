@@ -170,16 +170,6 @@ def _enforce_limits(state: SessionState) -> None:
         state.metadata = state.metadata[-MAX_ACCUMULATOR:]
 
 
-def _at_least_two_symbols(stm: list[list[str]]) -> bool:
-    """Whether the STM holds two symbols, looking only at its newest events (O(1) usually)."""
-    seen = 0
-    for event in reversed(stm):
-        seen += len(event)
-        if seen >= 2:
-            return True
-    return False
-
-
 def _observe_in_place(
     state: SessionState, obs: Observation, cfg: StmConfig, expected_dim: int | None
 ) -> ObserveOutcome:
@@ -207,7 +197,9 @@ def _observe_in_place(
     auto_name: str | None = None
     if event:
         state.stm.append(event)
-        if cfg.process_predictions and _at_least_two_symbols(state.stm):
+        # The STM now holds this non-empty event, so it has the one symbol that is enough to
+        # predict (kato-3.10.md decision 14; engine.md §2.6's "≥ 2" rule no longer holds).
+        if cfg.process_predictions:
             # The events themselves are never changed once in the STM (auto-learn and the
             # limits replace the list, observe appends new events): a copy of the list is
             # enough to keep this STM as it stands now, at a fraction of a deep copy's cost.

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 from .matching import prefix_sums
 
-__all__ = ["JSONList", "PatternRecord", "PredictConfig", "RANK_KEYS", "SymbolStats"]
+__all__ = ["JSONList", "PatternRecord", "PredictConfig", "RANK_KEYS", "SymbolStats", "WEIGHTED_KEYS"]
 
 # The keys a prediction list can be ranked by (``rank_sort_algo``, engine.md §6).
 RANK_KEYS: tuple[str, ...] = (
@@ -32,7 +32,15 @@ RANK_KEYS: tuple[str, ...] = (
     "bayesian_prior",
     "bayesian_likelihood",
     "tfidf_score",
+    # kato-3.10.md §1.3: the four affinity-weighted keys, after tfidf_score. They are null
+    # when affinity_emotive is off; as ranking keys null ranks last (decision 19).
+    "weighted_similarity",
+    "weighted_evidence",
+    "weighted_confidence",
+    "weighted_snr",
 )
+
+WEIGHTED_KEYS: tuple[str, ...] = RANK_KEYS[-4:]
 
 
 @dataclass(frozen=True)
@@ -60,12 +68,22 @@ class PatternRecord:
 
 @dataclass(frozen=True)
 class SymbolStats:
-    """The KB counters the metrics read: pmf per known symbol, N_sym, TUP and TPF (§4.5)."""
+    """The KB counters the metrics read: pmf per known symbol, N_sym, TUP and TPF (§4.5).
+
+    ``frequency`` (f(σ), a symbol's total learn count) and ``affinity`` (σ → emotive → summed
+    affinity, only symbols that have some) feed the affinity weights (kato-3.10.md §1.4d);
+    ``finalized`` says the node was finalized (§1.4e: whole-pattern entropies and TF). A
+    PatternIndex takes all three from the SymbolStats given to its ``predict`` (only pmf comes
+    from the index itself).
+    """
 
     pmf: Mapping[str, int]
     n_symbols: int
     total_unique_patterns: int
     total_pattern_frequencies: int
+    frequency: Mapping[str, int] = field(default_factory=dict)
+    affinity: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    finalized: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,8 @@ class PredictConfig:
     length_max_ratio: float = 2.0
     jaccard_threshold: float = 0.3
     jaccard_min_overlap: int = 2
+    fuzzy_token_threshold: float = 0.0  # τ of kato-3.10.md §1.4b; 0 = off
+    affinity_emotive: str | None = None  # e of §1.4d; None = off
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, object]) -> "PredictConfig":

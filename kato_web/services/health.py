@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 from kato_web.config import VERSION
+from kato_web.services import readiness as checks
 from kato_web.services.context import Context
 from kato_web.services.sessions import iso_offset
 from kato_web.store import repositories as repo
@@ -29,6 +30,21 @@ def health(ctx: Context) -> dict:
         "issues": issues, "metrics_collected": 0, "last_collection": ctx.started_at,
         "active_sessions": active, "timestamp": iso_offset(time.time()),
     }
+
+
+# What a 503 tells clients to wait before trying again (readiness, database outages).
+RETRY_AFTER_SECONDS = 5
+
+
+def readiness(ctx: Context) -> tuple[dict, bool]:
+    """Return (body, ready): each check with its detail, and the reasons when not ready."""
+    report = {"database": checks.check_database(ctx.db), "kernels": checks.check_kernels()}
+    ready = all(ok for ok, _ in report.values())
+    body = {"status": "ready" if ready else "not ready",
+            "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in report.items()}}
+    if not ready:
+        body["reasons"] = [f"{name}: {detail}" for name, (ok, detail) in report.items() if not ok]
+    return body, ready
 
 
 def status(ctx: Context) -> dict:

@@ -66,8 +66,22 @@ POOL_CHECKED_OUT = Gauge("kato_db_pool_checked_out", "Database connections check
                          multiprocess_mode="livesum", registry=_registry)
 POOL_CAPACITY = Gauge("kato_db_pool_capacity", "Connections the pools may open (size + overflow).",
                       multiprocess_mode="livesum", registry=_registry)
+INDEX_CACHE = Counter("kato_index_cache_total",
+                      "Node index lookups in the workers' bounded caches: hit (held), miss (loaded), "
+                      "eviction (dropped, least recently used, to stay within KATO_INDEX_MEMORY_MB).",
+                      ["result"], registry=_registry)
+INDEX_BYTES = Gauge("kato_index_cache_bytes", "Estimated bytes held by the workers' node indexes.",
+                    multiprocess_mode="livesum", registry=_registry)
+INDEX_BYTES_MAX = Gauge("kato_index_cache_bytes_worker_max",
+                        "Estimated bytes held by the node indexes of the fullest worker.",
+                        multiprocess_mode="livemax", registry=_registry)
+INDEX_BUDGET = Gauge("kato_index_cache_budget_bytes", "Each worker's index budget (0: unbounded).",
+                     multiprocess_mode="livemax", registry=_registry)
+# Set when a worker starts (not on its first request), so idle workers are counted too.
 WORKERS = Gauge("kato_workers", "Live worker processes.", multiprocess_mode="livesum", registry=_registry)
-STARTED = Gauge("kato_start_time_seconds", "Unix time the server started.", multiprocess_mode="min",
+# "max": a process that never set it (the master, a worker before it starts) holds 0, which
+# "min" would report; every worker sets the same value, the time the master started.
+STARTED = Gauge("kato_start_time_seconds", "Unix time the server started.", multiprocess_mode="max",
                 registry=_registry)
 CPU = Gauge("kato_cpu_usage_percent", "Machine CPU use over the last flush interval.",
             multiprocess_mode="livemax", registry=_registry)
@@ -86,6 +100,8 @@ class _Recorder:
         self.peak = 0
         self.pool = None  # the SQLAlchemy pool whose use is sampled at each flush
         self.cached: dict[str, tuple[int, int]] = {}
+        self.index_bytes = 0
+        self.index_budget = 0
         self._fresh()
 
     def _fresh(self):
@@ -94,10 +110,12 @@ class _Recorder:
         self.operations: dict[str, int] = {}
         self.predictions = [0.0, [0] * len(PREDICTION_BUCKETS)]
         self.knowledge: dict[str, int] = {}
+        self.index_cache: dict[str, int] = {}
 
     def take(self):
         """Return the pending figures and start new ones (call with the lock held)."""
-        taken = (self.requests, self.latency, self.operations, self.predictions, self.knowledge)
+        taken = (self.requests, self.latency, self.operations, self.predictions, self.knowledge,
+                 self.index_cache)
         self._fresh()
         return taken
 
@@ -108,9 +126,12 @@ _history: deque = deque(maxlen=720)  # this worker's snapshots for /stats, one p
 
 
 def _after_fork() -> None:
-    # A forked child starts with nothing pending and its own lock and flusher.
+    # A forked child starts with nothing pending and its own lock and flusher; it keeps watching
+    # the pool the app registered (the app may be built before the fork: gunicorn's preload).
     global _rec
+    pool = _rec.pool
     _rec = _Recorder()
+    _rec.pool = pool
 
 
 os.register_at_fork(after_in_child=_after_fork)
@@ -120,6 +141,13 @@ def set_flush_interval(seconds: float) -> None:
     """Set how often each worker moves its pending figures into the shared registry."""
     global FLUSH_SECONDS
     FLUSH_SECONDS = max(float(seconds), 0.05)
+
+
+def worker_started() -> None:
+    """Count this process as a live worker now, and start its flusher (gunicorn's
+    post_worker_init; otherwise the first request does it)."""
+    if not _rec.started:
+        _start_flusher()
 
 
 def _start_flusher() -> None:
@@ -204,6 +232,22 @@ def knowledge_used(result: str, kb_id: str | None = None, patterns: int = 0, sym
             rec.cached[kb_id] = (patterns, symbols)
 
 
+def index_cache_used(hit: bool) -> None:
+    rec = _rec
+    key = "hit" if hit else "miss"
+    with rec.lock:
+        rec.index_cache[key] = rec.index_cache.get(key, 0) + 1
+
+
+def index_cache_state(total_bytes: int, budget_bytes: int, evictions: int = 0) -> None:
+    """Record this worker's index bytes and budget after a load or eviction."""
+    rec = _rec
+    with rec.lock:
+        rec.index_bytes, rec.index_budget = total_bytes, budget_bytes
+        if evictions:
+            rec.index_cache["eviction"] = rec.index_cache.get("eviction", 0) + evictions
+
+
 def knowledge_forgotten(kb_id: str | None = None) -> None:
     with _rec.lock:
         if kb_id is None:
@@ -234,8 +278,9 @@ def flush() -> None:
     rec = _rec
     with _flush_lock:
         with rec.lock:
-            requests, latency, operations, predictions, knowledge = rec.take()
+            requests, latency, operations, predictions, knowledge, index_cache = rec.take()
             in_flight, peak = rec.in_flight, rec.peak
+            index_bytes, index_budget = rec.index_bytes, rec.index_budget
             cached_patterns = sum(p for p, _s in rec.cached.values())
             cached_symbols = sum(s for _p, s in rec.cached.values())
         for (endpoint, method, status), n in requests.items():
@@ -248,6 +293,11 @@ def flush() -> None:
             _add_histogram(PREDICTIONS, predictions[0], predictions[1])
         for result, n in knowledge.items():
             KNOWLEDGE.labels(result).inc(n)
+        for result, n in index_cache.items():
+            INDEX_CACHE.labels(result).inc(n)
+        INDEX_BYTES.set(index_bytes)
+        INDEX_BYTES_MAX.set(index_bytes)
+        INDEX_BUDGET.set(index_budget)
         CACHED_PATTERNS.set(cached_patterns)
         CACHED_SYMBOLS.set(cached_symbols)
         IN_FLIGHT.set(in_flight)
@@ -279,6 +329,37 @@ class _NodePatterns:
         yield family
 
 
+class _SessionSweep:
+    """The session sweep's figures for the whole service, read from its maintenance row."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def collect(self):
+        row = sweep_figures(self.ctx)
+        deleted = GaugeMetricFamily("kato_session_sweep_deleted_total",
+                                    "Expired sessions deleted by the sweep (all workers, all time).")
+        deleted.add_metric([], float(row["total_deleted"]))
+        last = GaugeMetricFamily("kato_session_sweep_last_deleted", "Sessions deleted by the last sweep.")
+        last.add_metric([], float(row["last_deleted"]))
+        when = GaugeMetricFamily("kato_session_sweep_last_run_timestamp_seconds",
+                                 "Unix time the last session sweep finished (0: never).")
+        when.add_metric([], float(row["last_run_at"] or 0.0))
+        yield from (deleted, last, when)
+
+
+def sweep_figures(ctx) -> dict:
+    """{last_run_at, last_deleted, total_deleted} of the session sweep (zeros if never run)."""
+    from kato_web.services import sweep
+
+    try:
+        row = sweep.last_run(ctx.db) or {}
+    except Exception:  # a scrape reports what it can
+        row = {}
+    return {"last_run_at": row.get("last_run_at"), "last_deleted": int(row.get("last_count") or 0),
+            "total_deleted": int(row.get("total_count") or 0)}
+
+
 class _Scrape:
     def __init__(self, sources):
         self.sources = sources
@@ -303,7 +384,7 @@ def prometheus_text(ctx) -> bytes:
     if not _rec.started:
         _start_flusher()
     flush()
-    return generate_latest(_Scrape([_source(), _NodePatterns(ctx)]))
+    return generate_latest(_Scrape([_source(), _NodePatterns(ctx), _SessionSweep(ctx)]))
 
 
 def samples() -> dict[str, list]:
@@ -412,7 +493,22 @@ def summary(ctx) -> dict:
         "operations": {name: int(_sum(values, "kato_operations_total", lambda l, n=name: l["operation"] == n))
                        for name in _OPERATION_NAMES},
         "uptime_seconds": uptime,
+        # kato-web's own sections (KATO clients ignore keys they do not know).
+        "session_sweep": sweep_figures(ctx),
+        "index_cache": index_cache_figures(values),
     }
+
+
+def index_cache_figures(values) -> dict:
+    """The workers' bounded node-index caches: lookups, evictions and bytes (all workers)."""
+    by = {r: int(_sum(values, "kato_index_cache_total", lambda l, r=r: l["result"] == r))
+          for r in ("hit", "miss", "eviction")}
+    return {"hits": by["hit"], "misses": by["miss"], "evictions": by["eviction"],
+            "bytes": int(_sum(values, "kato_index_cache_bytes")),
+            "bytes_worker_max": int(max((v for _l, v in values.get("kato_index_cache_bytes_worker_max", ())),
+                                        default=0)),
+            "budget_bytes_per_worker": int(max((v for _l, v in values.get("kato_index_cache_budget_bytes", ())),
+                                               default=0))}
 
 
 # /stats keys, exactly KATO's (api.md §7.6); KATO's three stores have no series here.

@@ -11,11 +11,13 @@ from kato_web.services.session_config import effective_config
 # The session settings that change what predictions contain.
 PREDICTION_KEYS = ("recall_threshold", "max_predictions", "use_token_matching", "rank_sort_algo",
                    "filter_pipeline", "length_min_ratio", "length_max_ratio", "jaccard_threshold",
-                   "jaccard_min_overlap")
+                   "jaccard_min_overlap", "fuzzy_token_threshold", "affinity_emotive")
 
 
 def prediction_settings(config: dict) -> dict:
-    return {key: config[key] for key in PREDICTION_KEYS}
+    # fuzzy_token_threshold and affinity_emotive are in the effective config only once set
+    # (kato-3.10.md §1.3); a missing one is None, which PredictConfig reads as its default.
+    return {key: config.get(key) for key in PREDICTION_KEYS}
 
 
 def compute_from_settings(ctx: Context, kb_id: str, stm: list, settings: dict,
@@ -28,7 +30,7 @@ def compute_from_settings(ctx: Context, kb_id: str, stm: list, settings: dict,
     JSON text and number) and future_potentials as the JSON bytes of that list: engine/index/
     writes them without building thousands of Python objects.
     """
-    if sum(len(event) for event in stm) < 2:
+    if not any(stm):  # one symbol is enough (kato-3.10.md decision 14); an empty STM is not
         return (JSONList(b"[]", 0), b"[]") if as_json else ([], [])
     knowledge = node_knowledge(ctx, kb_id, node)
     with knowledge.lock:
@@ -45,7 +47,7 @@ def compute_in_transaction(conn, kb_id: str, stm: list, config: dict,
     With `ctx`, this worker's index is used, with `conn`'s newer rows applied provisionally;
     without, the index is built from `conn`'s rows.
     """
-    if sum(len(event) for event in stm) < 2:
+    if not any(stm):
         return [], []
     with as_seen_by(ctx, conn, kb_id) as (index, stats):
         result = predict(stm, index, stats, PredictConfig.from_mapping(prediction_settings(config)))

@@ -7,7 +7,32 @@ from __future__ import annotations
 
 import math
 
-from kato_web.config import SESSION_DEFAULTS
+# The 22 session configuration keys, in the order KATO emits them (api.md §5.5),
+# with kato-web's defaults (spec/README.md decision 3: filter_pipeline is []).
+SESSION_DEFAULTS: dict = {
+    "max_pattern_length": 0,
+    "persistence": 5,
+    "recall_threshold": 0.1,
+    "indexer_type": "VI",
+    "max_predictions": 100,
+    "sort_symbols": True,
+    "process_predictions": True,
+    "use_token_matching": True,
+    "stm_mode": "CLEAR",
+    "rank_sort_algo": "potential",
+    "filter_pipeline": [],
+    "length_min_ratio": 0.5,
+    "length_max_ratio": 2.0,
+    "jaccard_threshold": 0.3,
+    "jaccard_min_overlap": 2,
+    "minhash_threshold": 0.7,
+    "minhash_bands": 20,
+    "minhash_rows": 5,
+    "minhash_num_hashes": 100,
+    "bloom_false_positive_rate": 0.01,
+    "max_candidates_per_stage": 100000,
+    "enable_filter_metrics": True,
+}
 
 CONFIG_KEYS: tuple[str, ...] = tuple(SESSION_DEFAULTS)
 

@@ -22,3 +22,17 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+def head_revisions() -> tuple[str, ...]:
+    """The revisions the migration scripts end in (one, unless two branches were merged badly)."""
+    from alembic.script import ScriptDirectory
+
+    return tuple(sorted(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()))
+
+
+def current_revisions(conn) -> tuple[str, ...]:
+    """The revisions the database behind `conn` is at (empty before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return tuple(sorted(MigrationContext.configure(conn).get_current_heads()))

@@ -93,3 +93,20 @@ class Setting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[object] = mapped_column(JSON, nullable=False)
     updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class Maintenance(Base):
+    """One row per periodic maintenance job: who holds it until when, and what it last did.
+
+    The lease makes a job run in one worker at a time across every worker and instance that
+    share the database (taken with one atomic upsert, see repositories.take_lease).
+    """
+
+    __tablename__ = "maintenance"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), nullable=False)
+    lease_until: Mapped[float] = mapped_column(Float, nullable=False)
+    last_run_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    total_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

@@ -9,17 +9,18 @@ import json
 from typing import Any
 
 from sqlalchemy import (BigInteger, Float, Integer, Text, bindparam, case, cast, delete, func, insert, literal,
-                        null, select, text, union_all, update)
+                        literal_column, null, select, text, union_all, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from .models import Node, Pattern, Session, Setting, Symbol
+from .models import Maintenance, Node, Pattern, Session, Setting, Symbol
 
 nodes_t = Node.__table__
 patterns_t = Pattern.__table__
 symbols_t = Symbol.__table__
 sessions_t = Session.__table__
 settings_t = Setting.__table__
+maintenance_t = Maintenance.__table__
 
 # SQLite caps bound parameters per statement; stay well below it.
 _ROWS_PER_STATEMENT = 500
@@ -94,9 +95,20 @@ NODE_COLUMNS = ("node_generation_", "node_change_seq_")
 
 
 def _node_version_columns():
-    """Scalar subqueries: the session's node's generation and change sequence."""
-    return tuple(select(column).where(nodes_t.c.kb_id == sessions_t.c.kb_id).scalar_subquery().label(label)
-                 for column, label in zip((nodes_t.c.generation, nodes_t.c.change_seq), NODE_COLUMNS))
+    """Scalar subqueries: the session's node's generation and change sequence.
+
+    Written as SQL text on purpose. SQLAlchemy renders an UPDATE's RETURNING clause for SQLite
+    without table names, nested subqueries included, so the Core form
+    ``select(nodes.generation).where(nodes.kb_id == sessions.kb_id)`` became
+    ``(SELECT nodes.generation FROM nodes WHERE kb_id = kb_id)``: both names resolve to
+    nodes.kb_id, the condition is always true, and SQLite answered the FIRST node's version for
+    every session. A worker then compared its copy of the session's node with another node's
+    (generation, change_seq) and, when the two happened to be equal, skipped the refresh and
+    predicted from a copy that missed the latest learns (0 predictions right after a learn).
+    """
+    return tuple(literal_column(f"(SELECT nodes.{column} FROM nodes WHERE nodes.kb_id = sessions.kb_id)",
+                                BigInteger).label(label)
+                 for column, label in zip(("generation", "change_seq"), NODE_COLUMNS))
 
 
 def _split_settings(row) -> tuple[dict, dict]:
@@ -191,8 +203,56 @@ def count_live_sessions(conn: Connection, now: float) -> int:
                         .where(sessions_t.c.expires_at > now)).scalar_one()
 
 
+def count_sessions(conn: Connection) -> int:
+    """Every session row, expired ones included."""
+    return conn.execute(select(func.count()).select_from(sessions_t)).scalar_one()
+
+
 def delete_expired_sessions(conn: Connection, now: float) -> int:
     return conn.execute(delete(sessions_t).where(sessions_t.c.expires_at <= now)).rowcount
+
+
+def delete_expired_sessions_batch(conn: Connection, now: float, limit: int) -> int:
+    """Delete up to `limit` sessions that expired at or before `now`; return how many.
+
+    PostgreSQL skips rows a request holds locked (a session being touched right now is never
+    waited for; the next sweep gets it if it is still expired then).
+    """
+    if conn.dialect.name == "postgresql":
+        victims = (select(sessions_t.c.session_id).where(sessions_t.c.expires_at <= now)
+                   .limit(limit).with_for_update(skip_locked=True))
+    else:
+        victims = select(sessions_t.c.session_id).where(sessions_t.c.expires_at <= now).limit(limit)
+    return conn.execute(delete(sessions_t).where(sessions_t.c.session_id.in_(victims.scalar_subquery()))).rowcount
+
+
+_TAKE_LEASE = text("""
+INSERT INTO maintenance (name, holder, lease_until, last_run_at, last_count, total_count)
+VALUES (:name, :holder, :until, NULL, 0, 0)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until
+WHERE maintenance.lease_until <= :now OR maintenance.holder = excluded.holder
+RETURNING name""")
+
+
+def take_lease(conn: Connection, name: str, holder: str, now: float, until: float) -> bool:
+    """Hold job `name` until `until` if nobody else holds it at `now` (one atomic statement)."""
+    return conn.execute(_TAKE_LEASE, {"name": name, "holder": holder, "now": now,
+                                      "until": until}).first() is not None
+
+
+def record_job_run(conn: Connection, name: str, now: float, count: int) -> None:
+    """Note that job `name` finished at `now` having handled `count` rows."""
+    conn.execute(text(
+        "INSERT INTO maintenance (name, holder, lease_until, last_run_at, last_count, total_count) "
+        "VALUES (:name, '', 0, :now, :count, :count) ON CONFLICT (name) DO UPDATE SET "
+        "last_run_at = excluded.last_run_at, last_count = excluded.last_count, "
+        "total_count = maintenance.total_count + excluded.total_count"),
+        {"name": name, "now": now, "count": count})
+
+
+def get_job(conn: Connection, name: str) -> dict | None:
+    row = conn.execute(select(maintenance_t).where(maintenance_t.c.name == name)).mappings().first()
+    return dict(row) if row else None
 
 
 def list_sessions(conn: Connection, now: float, limit: int = 100, offset: int = 0) -> list[dict]:
@@ -468,3 +528,67 @@ def live_session_counts_by_node(conn: Connection, now: float) -> dict[str, int]:
     rows = conn.execute(select(sessions_t.c.kb_id, func.count()).where(sessions_t.c.expires_at > now)
                         .group_by(sessions_t.c.kb_id))
     return {kb_id: int(count) for kb_id, count in rows}
+
+
+# ---------------------------------------------------------------- export and import of a node
+
+_EXPORT_PATTERN_COLUMNS = ("name", "events", "length", "frequency", "emotives", "metadata", "created_at",
+                           "created_seq")
+
+
+def iter_patterns_for_export(conn: Connection, kb_id: str, batch: int = 5000):
+    """Yield the node's pattern rows (dicts) in learn order, a batch of rows at a time."""
+    after = -1
+    columns = [patterns_t.c[name] for name in _EXPORT_PATTERN_COLUMNS]
+    while True:
+        rows = conn.execute(select(*columns).where(patterns_t.c.kb_id == kb_id, patterns_t.c.created_seq > after)
+                            .order_by(patterns_t.c.created_seq).limit(batch)).mappings().all()
+        if not rows:
+            return
+        yield [dict(r) for r in rows]
+        after = rows[-1]["created_seq"]
+
+
+def iter_symbols_for_export(conn: Connection, kb_id: str, batch: int = 10000):
+    """Yield the node's symbol rows (symbol, frequency, pattern_member_frequency) in symbol order."""
+    after = None
+    while True:
+        stmt = select(symbols_t.c.symbol, symbols_t.c.frequency, symbols_t.c.pattern_member_frequency).where(
+            symbols_t.c.kb_id == kb_id)
+        if after is not None:
+            stmt = stmt.where(symbols_t.c.symbol > after)
+        rows = conn.execute(stmt.order_by(symbols_t.c.symbol).limit(batch)).all()
+        if not rows:
+            return
+        yield [tuple(r) for r in rows]
+        after = rows[-1][0]
+
+
+def replace_node_content(conn: Connection, kb_id: str, node: dict, now: float) -> int:
+    """Empty the node (as clear-all does: a new generation, so every worker reloads it), set its
+    counters to `node`'s, and return the first change sequence the caller may give rows."""
+    clear_node(conn, kb_id, now)
+    row = lock_node_for_change(conn, kb_id, now)
+    conn.execute(update(nodes_t).where(nodes_t.c.kb_id == kb_id).values(
+        vector_dim=node["vector_dim"], total_unique_patterns=node["total_unique_patterns"],
+        total_pattern_frequencies=node["total_pattern_frequencies"],
+        total_symbols_in_patterns_frequencies=node["total_symbols_in_patterns_frequencies"],
+        symbol_count=node["symbol_count"]))
+    return int(row["change_seq"])
+
+
+def insert_imported_patterns(conn: Connection, kb_id: str, rows: list[dict]) -> None:
+    """Insert pattern rows (with created_seq/updated_seq set by the caller) into an emptied node."""
+    if rows:
+        conn.execute(insert(patterns_t), [{"kb_id": kb_id, **row} for row in rows])
+
+
+def insert_imported_symbols(conn: Connection, kb_id: str, rows: list[tuple], seq: int) -> None:
+    if rows:
+        conn.execute(insert(symbols_t), [{"kb_id": kb_id, "symbol": s, "frequency": f,
+                                          "pattern_member_frequency": m, "updated_seq": seq}
+                                         for s, f, m in rows])
+
+
+def set_change_seq(conn: Connection, kb_id: str, seq: int) -> None:
+    conn.execute(update(nodes_t).where(nodes_t.c.kb_id == kb_id).values(change_seq=seq))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("kato_web.errors")
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class KatoError(Exception):
@@ -64,6 +66,21 @@ def register_error_handlers(app: Flask) -> None:
         response.status_code = err.code or 500
         if err.code == 405 and getattr(err, "valid_methods", None):
             response.headers["Allow"] = ", ".join(err.valid_methods)
+        return response
+
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.InterfaceError)
+    @app.errorhandler(sa_exc.DisconnectionError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    def _database_unavailable(err: Exception):
+        # The database is down, restarting, unreachable or saturated: the request changed
+        # nothing (its transaction never committed), so the client may simply retry. The pool
+        # drops dead connections on such errors, so service resumes by itself when the
+        # database is back.
+        log.warning("database unavailable: %s", str(err).splitlines()[0][:300] if str(err) else type(err).__name__)
+        response = jsonify({"detail": "Database unavailable, retry later"})
+        response.status_code = 503
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
         return response
 
     @app.errorhandler(Exception)

@@ -91,11 +91,17 @@ ERRORS: dict[str, tuple[int, str, type[BaseModel]]] = {
     "too_large": (413, "The request body (after inflating) exceeds KATO_MAX_REQUEST_BYTES.", R.ErrorMessage),
     "no_data": (404, "No data for that metric in the window (shape A).", R.ErrorMessage),
     "failed": (500, "The operation failed (shape A).", R.ErrorMessage),
+    "unavailable": (503, "The database is unreachable or saturated; nothing was changed: retry after "
+                         "`Retry-After` seconds.", R.ErrorMessage),
+    "not_ready": (503, "Not ready (the body says why); retry after `Retry-After` seconds.", R.Readiness),
 }
+# Headers that come with an error answer.
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
+ERROR_HEADERS: dict[str, dict] = {"unavailable": RETRY_AFTER, "not_ready": RETRY_AFTER}
 # Errors any operation with a request body can give.
 BODY_ERRORS = ("too_large", "bad_gzip")
 # Errors every operation of the API can give (authentication adds its own here).
-COMMON_ERRORS: tuple[str, ...] = ()
+COMMON_ERRORS: tuple[str, ...] = ("unavailable",)
 
 SESSION_ID = {"type": "string", "description": "The id `POST /sessions` returned."}
 NODE_PARAMS = (
@@ -168,6 +174,9 @@ def _error_responses(names: tuple[str, ...], refs: dict) -> dict:
                 "content": {"application/json": {"schema": {"anyOf": [refs[ERRORS[n][2], "serialization"]
                                                                       for n in group]}}},
             }
+            headers = {k: v for n in group for k, v in ERROR_HEADERS.get(n, {}).items()}
+            if headers:
+                out[str(status)]["headers"] = headers
     return out
 
 
@@ -250,7 +259,8 @@ def build_document(app: Flask) -> dict:
             "schemas": defs.get("$defs", {}),
             "responses": {
                 _response_name(name): {"description": text,
-                                       "content": {"application/json": {"schema": refs[model, "serialization"]}}}
+                                       "content": {"application/json": {"schema": refs[model, "serialization"]}},
+                                       **({"headers": ERROR_HEADERS[name]} if name in ERROR_HEADERS else {})}
                 for name, (_status, text, model) in ERRORS.items()
             },
         },

@@ -9,7 +9,7 @@ from kato_web.store.migrate import downgrade, upgrade
 from kato_web.store.models import Base
 from tests.support import throwaway_database
 
-EXPECTED_TABLES = {"nodes", "patterns", "symbols", "sessions", "settings", "alembic_version"}
+EXPECTED_TABLES = {"nodes", "patterns", "symbols", "sessions", "settings", "maintenance", "alembic_version"}
 
 
 def test_upgrade_from_empty_and_no_drift(tmp_path):

@@ -99,8 +99,10 @@ def test_worked_example_7_8_ensemble_through_http(client):
         0.37037037037037035, 0.18518518518518517, 0.4444444444444445)
     assert (p1["confluence"], p3["confluence"], p2["confluence"]) == (
         0.18518518518518517, 0.11111111111111112, 0.22222222222222224)
-    assert p1["normalized_entropy"] == 0.6826061944859854
+    # Changed by kato-3.10.md decision 15 (per present): was 0.6826061944859854 (the state's).
+    assert p1["normalized_entropy"] == 0.43067655807339306
     assert p1["global_normalized_entropy"] == 0.3359061818834564
+    assert (p3["normalized_entropy"], p3["global_normalized_entropy"]) == (0.0, 0.1679530909417282)
     assert (p3["itfdf_similarity"], p2["itfdf_similarity"]) == (0.9267766952966369, 0.8535533905932737)
     assert {p["predictive_information"] for p in preds} == {0.45}
     fps = runner.last[1]["future_potentials"]
@@ -118,7 +120,8 @@ def test_worked_example_7_1_through_http(client):
     assert (p["past"], p["present"], p["future"]) == ([], [["a", "b"], ["c"]], [["d"]])
     assert (p["missing"], p["extras"], p["matches"]) == ([["b"], []], [[], []], ["a", "c"])
     assert p["similarity"] == 0.6666666666666666 and p["fragmentation"] == 1
-    assert p["entropy"] == 1.584962500721156 and p["normalized_entropy"] == 0.5
+    # Changed by kato-3.10.md decision 15: normalized_entropy over the present [a,b,c] (was 0.5).
+    assert p["entropy"] == 1.584962500721156 and p["normalized_entropy"] == 0.792481250360578
     assert p["itfdf_similarity"] == 0.8164965809277259 and p["tfidf_score"] == 0.3333333333333333
     assert p["potential"] == 2.4831632475943923 and p["predictive_information"] == 0.6666666666666666
     assert runner.last[1]["future_potentials"] == [{"future": [["d"]], "aggregate_potential": 1.0,
@@ -126,23 +129,63 @@ def test_worked_example_7_1_through_http(client):
                                                     "total_weighted_frequency": 0.6666666666666666}]
 
 
-def test_fewer_than_two_symbols_gives_nothing(client):
-    # engine.md §2.6 and §10.1 test_minimum_pattern_requirement.py
+def test_one_symbol_predicts(client):
+    # kato-3.10.md decision 14 (§1.4a): one symbol predicts, with the normal algorithm;
+    # engine.md §2.6's ≥ 2 rule (and §10.1 test_minimum_pattern_requirement.py) no longer holds.
     runner = HttpRunner(client)
     sid = runner.session("min-node")
     runner.learn(sid, [([["one"], ["two"], ["three"]], 1)])
+    assert client.get(f"/sessions/{sid}/predictions").get_json()["count"] == 0  # empty STM
     runner.observe(sid, ["one"])
     body = client.get(f"/sessions/{sid}/predictions").get_json()
-    assert body == {"predictions": [], "future_potentials": [], "session_id": sid, "processor_id": None,
-                    "count": 0, "time": None, "unique_id": None}
+    # Changed by decision 14: was {"predictions": [], "future_potentials": [], "count": 0, ...}.
+    (p,) = body["predictions"]
+    assert (p["past"], p["present"], p["future"]) == ([], [["one"]], [["two"], ["three"]])
+    assert p["similarity"] == 0.5 and p["matches"] == ["one"] and p["anomalies"] == []
+    assert body["future_potentials"] == [{"future": [["two"], ["three"]], "aggregate_potential": 1.0,
+                                          "supporting_patterns": 1, "total_weighted_frequency": 0.5}]
+    # Observe-time predictions too (cognition data), from the first symbol on.
+    cognition = client.get(f"/sessions/{sid}/cognition-data").get_json()["cognition_data"]
+    assert cognition["predictions"] == body["predictions"]
     client.post(f"/sessions/{sid}/observe", json={})
     client.post(f"/sessions/{sid}/observe", json={})
-    assert client.get(f"/sessions/{sid}/predictions").get_json()["count"] == 0
+    assert client.get(f"/sessions/{sid}/predictions").get_json()["count"] == 1  # was 0 (decision 14)
     runner.observe(sid, ["two"])
     assert client.get(f"/sessions/{sid}/predictions").get_json()["count"] == 1
     client.post(f"/sessions/{sid}/clear-stm")
     runner.observe(sid, ["one", "two"])
     assert client.get(f"/sessions/{sid}/predictions").get_json()["count"] == 1
+
+
+def test_one_symbol_predictions_through_http_equal_the_engine(client):
+    # kato-3.10.md decision 14: one symbol, θ applies, every metric; future_potentials are this
+    # request's (HttpRunner compares the whole answer with the engine's)
+    runner = HttpRunner(client)
+    preds = runner.run(acceptance.ENSEMBLE, [["x"]])
+    assert preds and all(p["matches"] == ["x"] for p in preds)
+    assert runner.last[1]["future_potentials"]
+    assert runner.run(acceptance.ENSEMBLE, [["never-learned"]]) == []
+    assert len(runner.run(acceptance.ENSEMBLE, [["never-learned"]], recall_threshold=0.0)) == 4
+
+
+def test_per_present_entropies_through_http(client):
+    # kato-3.10.md §1.4e worked example, the live column
+    runner = HttpRunner(client)
+    preds = runner.run([([["a"], ["b"], ["c"]], 1), ([["a"], ["d"]], 1)], [["a"], ["b"]])
+    by_len = {len(p["sequence"]): p for p in preds}
+    assert (by_len[3]["normalized_entropy"], by_len[2]["normalized_entropy"]) == (0.5, 0.0)
+    assert (by_len[3]["global_normalized_entropy"], by_len[2]["global_normalized_entropy"]) == (0.25, 0.0)
+    assert (by_len[3]["entropy"], by_len[3]["tfidf_score"]) == (1.0, 0.75)
+
+
+@pytest.mark.parametrize("rank_key", ["normalized_entropy", "global_normalized_entropy"])
+def test_entropy_rank_keys_per_prediction(client, rank_key):
+    # kato-3.10.md decision 15: the entropies differ per prediction now, so ranking by them
+    # really orders (descending, ties by name)
+    runner = HttpRunner(client)
+    preds = runner.run(acceptance.ENSEMBLE, [["x"], ["y"], ["q"]], rank_sort_algo=rank_key)
+    keys = [(-p[rank_key], p["name"]) for p in preds]
+    assert len(preds) == 4 and keys == sorted(keys) and len({k for k, _ in keys}) > 1
 
 
 def test_prediction_name_is_bare_digest(client):

@@ -44,13 +44,21 @@ def test_touch_session_with_settings_matches_separate_reads(kato, new_session):
 
 
 def test_touch_session_with_node_reports_the_nodes_version_as_get_node_does(client, kato, new_session):
-    sid = new_session()
+    # Another node first, at a different version: the version must be the session's own node's
+    # (on SQLite the correlation was once lost and the first node's version came back).
+    other = new_session("node-first")
+    client.post(f"/sessions/{other}/observe", json={"strings": ["x", "y"]})
+    client.post(f"/sessions/{other}/learn")
+    sid = new_session("node-second")
 
     def versions():
         with kato.db.transaction() as conn:
             row, _ = repo.touch_session(conn, sid, 1.0, slide=True, with_settings=True, with_node=True)
+            # without sliding (KATO_SESSION_AUTO_EXTEND=false) the statement is a SELECT: same answer
+            unslid, _ = repo.touch_session(conn, sid, 1.0, slide=False, with_settings=True, with_node=True)
             node = repo.get_node(conn, row["kb_id"])
             assert NODE_KEYS.isdisjoint(row)  # the helper columns never leak into the row
+        assert unslid["node_version"] == row["node_version"]
         return row["node_version"], {"generation": node["generation"], "change_seq": node["change_seq"]}
 
     seen, expected = versions()

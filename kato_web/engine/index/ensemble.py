@@ -108,14 +108,77 @@ def _future_equal(p, e2, q, f2, flat, pstart, ebstart, ebounds, buf, buf2):
                 return False
     return True
 
+
+@_jit
+def _entropies(cp, e1, e2, flat, pstart, ebstart, ebounds, pmf, has_pmf, tup, n_sym, whole,
+               n_symbols, max_len):
+    """Return (entropy, normalized_entropy, global_normalized_entropy) of each candidate.
+
+    Over its present, or over the whole pattern when ``whole`` (a finalized node), as
+    ``predictor._Ensemble.entropies`` computes them (kato-3.10.md §1.4e): terms over the
+    distinct symbols in first appearance, added left to right; φ_N(p) = −p·(log p/log N),
+    which is CPython's ``math.log(p, N)``; π(σ) = pmf(σ)/TUP live from the symbol table.
+    """
+    nc = cp.shape[0]
+    ent = np.zeros(nc, np.float64)
+    nor = np.zeros(nc, np.float64)
+    glo = np.zeros(nc, np.float64)
+    slot_of = np.full(n_symbols, -1, _I64)
+    rsym = np.empty(max_len + 1, _I64)
+    rcnt = np.empty(max_len + 1, _I64)
+    log_n = math.log(n_sym) if n_sym > 1 else 1.0
+    for c in range(nc):
+        p = cp[c]
+        a = pstart[p]
+        if whole:
+            lo = a
+            hi = pstart[p + 1]
+        else:
+            lo = a + ebounds[ebstart[p] + e1[c]]
+            hi = a + ebounds[ebstart[p] + e2[c]]
+        size = hi - lo
+        if size == 0:
+            continue
+        nd = 0
+        for t in range(lo, hi):
+            x = flat[t]
+            u = slot_of[x]
+            if u < 0:
+                slot_of[x] = nd
+                rsym[nd] = x
+                rcnt[nd] = 1
+                nd += 1
+            else:
+                rcnt[u] += 1
+        h = 0.0
+        v = 0.0
+        g = 0.0
+        for u in range(nd):
+            x = rsym[u]
+            slot_of[x] = -1
+            q = rcnt[u] / size
+            h = h + -q * math.log2(q)
+            if n_sym > 1:
+                v = v + -q * (math.log(q) / log_n)
+                if has_pmf[x] and tup != 0:
+                    pi = pmf[x] / tup
+                    if pi > 0:
+                        g = g + -pi * (math.log(pi) / log_n)
+        ent[c] = h
+        nor[c] = v
+        glo[c] = g
+    return ent, nor, glo
+
+
 @_jit
 def _ensemble(cp, sim, m_arr, r_arr, e1, e2, flat, pstart, ebstart, ebounds, freq, pmf,
               has_pmf, tup, tpf, n, local_of, local_node, local_count, local_rank, dom,
-              dom_rank, n_symbols, max_len):
+              dom_rank, n_symbols, max_len, whole):
     """Compute the ensemble quantities and every per-candidate metric (engine.md §6).
 
     Every float is evaluated as ``predictor._Ensemble`` evaluates it; sums run left to right
-    in candidate (learn) order.
+    in candidate (learn) order. ``whole``: a finalized node, whose tfidf takes its TF over
+    the whole pattern (idf live from the symbol table, kato-3.10.md §1.4e).
     """
     nc = cp.shape[0]
     k_state = local_node.shape[0]
@@ -322,7 +385,39 @@ def _ensemble(cp, sim, m_arr, r_arr, e1, e2, flat, pstart, ebstart, ebounds, fre
         ratio = f / tpf if tpf else 0.0
         confl[c] = ratio * (1 - 10.0 ** lsum)
         # tfidf: mean over distinct present symbols (first appearance) of tf·idf.
-        if rho == 0 or tup == 0:
+        if whole:
+            # Finalized: over the whole pattern's distinct symbols, π(σ) live for those
+            # outside D (the same value D's π has for those inside).
+            for u in range(nd):
+                slot_of[rsym[u]] = -1
+            nd = 0
+            for t in range(a, a + length):
+                x = flat[t]
+                s = slot_of[x]
+                if s < 0:
+                    slot_of[x] = nd
+                    rsym[nd] = x
+                    rcnt[nd] = 1
+                    nd += 1
+                else:
+                    rcnt[s] += 1
+            if length == 0 or tup == 0:
+                tfidf[c] = 0.0
+            else:
+                tsum = 0.0
+                for u in range(nd):
+                    x = rsym[u]
+                    if in_dom[x]:
+                        ix = idf[x]
+                    else:
+                        v = pmf[x] / tup if has_pmf[x] else 0.0
+                        w = np.int64(v * tup)
+                        if w == 0:
+                            w = 1
+                        ix = math.log2(tup / w) + 1
+                    tsum = tsum + (rcnt[u] / length) * ix
+                tfidf[c] = tsum / nd
+        elif rho == 0 or tup == 0:
             tfidf[c] = 0.0
         else:
             tsum = 0.0

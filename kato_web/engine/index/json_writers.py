@@ -1,7 +1,7 @@
 """The JSON writers, compiled: answers written as the bytes ``orjson.dumps`` gives, without objects.
 
 At a low θ a prediction has thousands of future_potentials entries, and the top predictions
-have 29 keys each; building those Python objects, serialising and freeing them costs more than
+have 34 keys each; building those Python objects, serialising and freeing them costs more than
 the prediction itself. These kernels write the same bytes directly: the future_potentials list
 (``_futures_json``) and the top prediction objects (``predictions_json``, a ``JSONList``), from
 the index's arrays, each symbol's JSON text (cached by the index) and the floats as orjson
@@ -176,6 +176,11 @@ _P_FLOATS = (b',"potential":', b',"evidence":', b',"similarity":', b',"fragmenta
              b',"pattern_probability":', b',"weighted_strength":', b',"bayesian_posterior":',
              b',"bayesian_prior":', b',"bayesian_likelihood":')
 _P_KEYS = _text(b"".join(_P_LISTS + _P_FLOATS))
+# The keys kato-3.10.md adds after bayesian_likelihood, as the compiled writer always has them:
+# no fuzzy threshold and no affinity emotive (a prediction call with either is built from
+# Python objects, see PatternIndex._predict_direct).
+_P_TAIL = _text(b',"anomalies":[],"weighted_similarity":null,"weighted_evidence":null,'
+                b'"weighted_confidence":null,"weighted_snr":null')
 _P_KOFF = np.cumsum(np.array([0] + [len(x) for x in _P_LISTS + _P_FLOATS], _I64))
 _P_NKEYS = len(_P_LISTS) + len(_P_FLOATS)
 _P_NFLOATS = len(_P_FLOATS) - 2
@@ -209,7 +214,8 @@ def _predictions_json(tp, e1, e2, flat, pstart, ebstart, ebounds, sym_json, sym_
     # An upper bound of the size: the heads and numbers as given, every key, each pattern's
     # events at most four times over (sequence; past, present and future; missing), the state
     # twice (matches, extras) with its brackets.
-    size = head_off[nt] + numbers.shape[0] + 2 + nt * (_P_KEYS.shape[0] + 16 + 2 * (state_text + 2 * nev + 4))
+    size = head_off[nt] + numbers.shape[0] + 2 + nt * (_P_KEYS.shape[0] + _P_TAIL.shape[0] + 16
+                                                       + 2 * (state_text + 2 * nev + 4))
     for u in range(nt):
         p = tp[u]
         a = pstart[p]
@@ -292,6 +298,7 @@ def _predictions_json(tp, e1, e2, flat, pstart, ebstart, ebounds, sym_json, sym_
             k = _put_key(out, k, 5 + f + (2 if f >= 7 else 0))
             kn, k = _next_number(numbers, kn + 1, out, k)
         kn += 1  # past the row's ']': the ',' before the next row, or the matrix's ']'
+        k = _put(out, k, _P_TAIL, 0, _P_TAIL.shape[0])
         out[k] = 125
         k += 1
     out[k] = 93
@@ -303,15 +310,16 @@ _HEAD = b'{"type":"prototypical","name":'
 
 def predictions_json(ix, stm, state, top, cp, e1, e2, sim, r_arr, ev, conf, snr, itfdf,
                      pot, confl, tfidf, prob, strength, info, prior, post, freq, local_of, n,
-                     pos_ptr, pos, normalized_entropy, global_normalized_entropy) -> JSONList:
+                     pos_ptr, pos, entropies) -> JSONList:
     """Write the top predictions' objects as ``orjson.dumps`` of their list (a compiled
-    kernel, the same bytes as building and serialising them)."""
+    kernel, the same bytes as building and serialising them). ``entropies``: the top's
+    (entropy, normalized_entropy, global_normalized_entropy) arrays (kato-3.10.md §1.4e)."""
     nt = top.shape[0]
     if nt == 0:
         return JSONList(b"[]", 0)
     tp, t1, t2 = cp[top], e1[top], e2[top]
-    per, jk, entropy = _top_blocks(tp, t1, t2, ix._flat, ix._pstart, ix._ebstart,
-                                   ix._ebounds, local_of, n, pos_ptr, pos, ix._max_len)
+    per, jk, _ = _top_blocks(tp, t1, t2, ix._flat, ix._pstart, ix._ebstart,
+                             ix._ebounds, local_of, n, pos_ptr, pos, ix._max_len)
     # Each object's head, through its emotives (the few nonempty ones averaged in Python).
     emotives, dumps, head = ix._emotives, orjson.dumps, _HEAD
     heads = [b"%s%s,\"frequency\":%d,\"emotives\":%s" % (
@@ -326,9 +334,7 @@ def predictions_json(ix, stm, state, top, cp, e1, e2, sim, r_arr, ev, conf, snr,
     for j, column in enumerate(columns):
         if column is not None:
             numbers[:, j] = column[top]
-    numbers[:, 8] = entropy
-    numbers[:, 9] = float(normalized_entropy)
-    numbers[:, 10] = float(global_normalized_entropy)
+    numbers[:, 8], numbers[:, 9], numbers[:, 10] = entropies
     names, s_loc = state
     local_texts = [dumps(x) for x in names]
     loc_off = np.zeros(len(names) + 1, _I64)

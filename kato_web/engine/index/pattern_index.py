@@ -12,10 +12,22 @@ together; each step lives in a module of its own:
 3. Ensemble and metrics for all candidates in one compiled pass (ensemble.py), each float in
    the order ``predictor`` evaluates it.
 4. Ranking by (−key, name), here: a stable sort by −key of the candidates in name order (the
-   names' SHA-1 digests; hex order equals byte order), and the full 29-key objects only for the
+   names' SHA-1 digests; hex order equals byte order), and the full 34-key objects only for the
    top ``max_predictions``. With ``futures_json`` the future_potentials come as the bytes
    ``orjson.dumps`` gives for that list, and with ``predictions_json`` the top objects likewise
    (a ``JSONList``), both written by the kernels of json_writers.py.
+
+KATO 3.10.1 (kato-3.10.md decisions 14, 15, 18, 19): a one-symbol STM predicts like any other;
+the entropies are per prediction, over its present, or over the whole pattern when
+``stats.finalized`` (compiled, ``ensemble._entropies`` and ``_ensemble``'s ``whole``). A call
+with ``fuzzy_token_threshold`` > 0 or an ``affinity_emotive`` finds its candidates here and
+scores and ranks them with the direct engine (``_predict_direct``): same bits, opt-in cost.
+
+How the knowledge service feeds it: patterns, frequencies, emotive windows and each symbol's pmf
+as before (``add_columns``/``update``/``set_pmf``); everything else of kato-3.10 comes in the
+``SymbolStats`` given to ``predict``: ``frequency`` (f(σ), the symbols table's frequency),
+``affinity`` (σ → emotive → sum) and ``finalized`` (the node row's flag), next to N_sym, TUP
+and TPF. The index keeps no copy of them, so nothing needs invalidating when they change.
 
 The storage (append, update, read back, postings) is ``PatternColumns`` (columns.py). The index
 is pure (numpy, numba and orjson; no Flask, no SQL). When numba or numpy's bundled OpenBLAS is
@@ -27,6 +39,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
+import threading
 from contextlib import contextmanager
 from time import perf_counter
 from typing import Iterable, Sequence
@@ -35,12 +49,12 @@ import numpy as np
 import orjson
 
 from .. import metrics as mx
-from ..predictor import predict as _direct_predict
+from ..predictor import State, predict as _direct_predict, rank_ensemble, score_candidate
 from ..types import JSONList, PatternRecord, PredictConfig, RANK_KEYS, SymbolStats
 from . import compiled
 from .candidates import _count_bound, candidate_positions
 from .columns import PatternColumns
-from .ensemble import _domain, _ensemble, _first_members, universe_ranks
+from .ensemble import _domain, _ensemble, _entropies, _first_members, universe_ranks
 from .json_writers import _futures_json, predictions_json
 from .matching import _match, _top_blocks, encode_state
 
@@ -77,8 +91,6 @@ class PatternIndex(PatternColumns):
     Not thread-safe: callers serialise updates and predictions (the knowledge cache holds a lock).
     """
 
-    # ------------------------------------------------------------------ prediction
-
     def predict(self, stm: Sequence[Sequence[str]], stats: SymbolStats, cfg: PredictConfig,
                 futures_json: bool = False, predictions_json: bool = False
                 ) -> tuple[list[dict] | JSONList, list[dict] | bytes]:
@@ -95,16 +107,41 @@ class PatternIndex(PatternColumns):
             raise ValueError(f"unknown rank_sort_algo: {cfg.rank_sort_algo!r}")
         if not compiled.FAST or not cfg.use_token_matching:
             # Character similarity has no compiled path: score every pattern directly.
-            return _direct_predict(stm, list(self.records()), SymbolStats(
-                self.pmf(), stats.n_symbols, stats.total_unique_patterns,
-                stats.total_pattern_frequencies), cfg, futures_json=futures_json,
-                predictions_json=predictions_json)
+            return _direct_predict(stm, list(self.records()),
+                                   dataclasses.replace(stats, pmf=self.pmf()), cfg,
+                                   futures_json=futures_json, predictions_json=predictions_json)
         stm = [list(e) for e in stm]
         s = [x for e in stm for x in e]
         n = len(s)
-        if n < 2 or self._n == 0:
+        if n < 1 or self._n == 0:  # one symbol predicts (kato-3.10.md decision 14)
             return _nothing(futures_json, predictions_json)
+        if cfg.fuzzy_token_threshold > 0 or cfg.affinity_emotive is not None:
+            return self._predict_direct(stm, s, stats, cfg, futures_json, predictions_json)
         return self._predict(stm, s, stats, cfg, futures_json, predictions_json)
+
+    def _predict_direct(self, stm, s, stats: SymbolStats, cfg: PredictConfig, futures_json: bool,
+                        predictions_json: bool):
+        """Predict with fuzzy tokens or affinity weights (kato-3.10.md §1.4b, §1.4d).
+
+        Both change every candidate's metrics in ways the compiled ensemble does not model, so
+        the compiled index only finds the candidates (lossless, learn order) and the direct
+        engine scores and ranks exactly those: the same code as ``predictor.predict``, so the
+        same bits, at the direct engine's cost per candidate (not per pattern of the node).
+        """
+        matched = self._matches(s, cfg)[-1]
+        state = State(stm)
+        theta, token, tau = cfg.recall_threshold, cfg.use_token_matching, cfg.fuzzy_token_threshold
+        candidates = []
+        for p in matched[0].tolist():
+            cand = score_candidate(self.record(p), state, theta, token, tau)
+            if cand is not None:  # always: the compiled test is the same
+                candidates.append(cand)
+        with _collector_paused():
+            predictions, future_potentials = rank_ensemble(
+                candidates, state, dataclasses.replace(stats, pmf=self.pmf()), cfg)
+        if predictions_json:
+            predictions = JSONList(orjson.dumps(predictions), len(predictions))
+        return predictions, orjson.dumps(future_potentials) if futures_json else future_potentials
 
     def _phase(self, name: str, started: float, **counts) -> float:
         now = perf_counter()
@@ -114,11 +151,17 @@ class PatternIndex(PatternColumns):
                 self.phase_times[key] = value
         return now
 
+    def _entropies(self, cp, e1, e2, stats: SymbolStats, whole: bool):
+        """Return (entropy, normalized, global normalized) arrays of the candidates cp."""
+        return _entropies(cp, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds,
+                          self._pmf, self._has_pmf, int(stats.total_unique_patterns),
+                          int(stats.n_symbols), whole, max(1, len(self._sym_names)), self._max_len)
+
     def count_matches(self, stm: Sequence[Sequence[str]], stats: SymbolStats, cfg: PredictConfig) -> int:
         """Return how many patterns ``predict`` would score (those passing θ and the filters),
         without building any answer: the admin threshold preview asks this at every θ."""
         s = [x for e in stm for x in e]
-        if len(s) < 2 or self._n == 0:
+        if len(s) < 1 or self._n == 0:
             return 0
         if not compiled.FAST or not cfg.use_token_matching:
             uncapped = dataclasses.replace(cfg, max_predictions=self._n)
@@ -159,6 +202,7 @@ class PatternIndex(PatternColumns):
         if cp.shape[0] == 0:
             return _nothing(futures_json, predictions_json)
         n_symbols = max(1, len(self._sym_names))
+        whole = bool(stats.finalized)  # kato-3.10.md §1.4e: whole-pattern values
         dom = _domain(cp, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds, n_symbols)
         state_names = list(local)
         in_dom = np.isin(local_node, dom)
@@ -168,15 +212,7 @@ class PatternIndex(PatternColumns):
             cp, sim, m_arr, r_arr, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds,
             self._freq, self._pmf, self._has_pmf, int(stats.total_unique_patterns),
             int(stats.total_pattern_frequencies), n, local_of, local_node, counts, local_rank, dom,
-            dom_rank, n_symbols, self._max_len)
-
-        # State-level entropies, as predictor computes them (few terms: plain Python).
-        state_counts = mx.first_appearance_counts(s)
-        pi_state = {x: float(pi[i]) if d else 0
-                    for x, i, d in zip(state_names, local_node.tolist(), in_dom.tolist())}
-        normalized_entropy = mx.normalized_entropy(state_counts, n, stats.n_symbols)
-        global_normalized_entropy = mx.global_normalized_entropy(state_counts, pi_state,
-                                                                 stats.n_symbols)
+            dom_rank, n_symbols, self._max_len, whole)
 
         started = self._phase("ensemble", started)
         freq = self._freq[cp]
@@ -188,7 +224,10 @@ class PatternIndex(PatternColumns):
             "confluence": confl, "tfidf_score": tfidf, "predictive_information": info,
             "bayesian_posterior": post, "bayesian_prior": prior,
         }.get(key)
-        if values is None:  # the two state-level entropies: one value for every candidate
+        if key in ("normalized_entropy", "global_normalized_entropy"):  # per candidate (§1.4e)
+            values = self._entropies(cp, e1, e2, stats, whole)[
+                1 if key == "normalized_entropy" else 2]
+        elif values is None:  # a weighted_* key with affinity off: every value null, name order
             values = np.zeros(cp.shape[0])
         # Descending by value, ties by name ascending (decision 5): name = digest byte order.
         # lexsort's result in two sorts rather than four: the digests' first words alone order
@@ -204,45 +243,44 @@ class PatternIndex(PatternColumns):
             return self._build(stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev,
                                conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior,
                                post, group_of, gw, gcount, agg, freq, local_of, pos_ptr, pos,
-                               normalized_entropy, global_normalized_entropy, futures_json,
+                               (stats, whole), futures_json,
                                (state_names, s_loc) if predictions_json else None)
 
     def _build(self, stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev, conf, snr,
                itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw, gcount,
-               agg, freq, local_of, pos_ptr, pos, normalized_entropy, global_normalized_entropy,
-               futures_json, as_json):
-        """Build the top predictions' 29-key objects (or, given ``as_json`` = (the state's
+               agg, freq, local_of, pos_ptr, pos, scope, futures_json, as_json):
+        """Build the top predictions' 34-key objects (or, given ``as_json`` = (the state's
         distinct symbols, their local ids in the state), their JSON) and the future_potentials
         list (or its JSON bytes)."""
         top = ranked[: max(0, int(cfg.max_predictions))]
         predictions = []
+        # The top's entropies (per present, or whole pattern on a finalized node).
+        entropies = self._entropies(cp[top], e1[top], e2[top], *scope)
         if as_json is not None:
             predictions = predictions_json(
                 self, stm, as_json, top, cp, e1, e2, sim, r_arr, ev, conf, snr, itfdf, pot, confl,
                 tfidf, prob, strength, info, prior, post, freq, local_of, n, pos_ptr, pos,
-                normalized_entropy, global_normalized_entropy)
+                entropies)
         elif top.shape[0]:
             tp = cp[top]
-            per, jk, entropy = _top_blocks(tp, e1[top], e2[top], self._flat, self._pstart,
-                                           self._ebstart, self._ebounds, local_of, n, pos_ptr,
-                                           pos, self._max_len)
+            per, jk, _ = _top_blocks(tp, e1[top], e2[top], self._flat, self._pstart,
+                                     self._ebstart, self._ebounds, local_of, n, pos_ptr,
+                                     pos, self._max_len)
             all_events = self.events_many(tp, np.zeros(tp.shape[0], _I64))
             jk = jk.tolist()
             block = 0
             copy = list.copy
             emotives = self._emotives
-            normalized_entropy = float(normalized_entropy)
-            global_normalized_entropy = float(global_normalized_entropy)
             rows = zip(self._names(tp), tp.tolist(), per.tolist(), all_events, e1[top].tolist(),
                        e2[top].tolist(), pot[top].tolist(), ev[top].tolist(), sim[top].tolist(),
                        (r_arr[top] - 1).astype(np.float64).tolist(), snr[top].tolist(),
                        confl[top].tolist(), info[top].tolist(), conf[top].tolist(),
                        itfdf[top].tolist(), tfidf[top].tolist(), prob[top].tolist(),
                        strength[top].tolist(), post[top].tolist(), prior[top].tolist(),
-                       freq[top].tolist(), entropy.tolist())
+                       freq[top].tolist(), *(column.tolist() for column in entropies))
             for (name, p, r, events, a, b, v_pot, v_ev, v_sim, v_frag, v_snr, v_confl, v_info,
                  v_conf, v_itfdf, v_tfidf, v_prob, v_strength, v_post, v_prior, v_freq,
-                 v_entropy) in rows:
+                 v_entropy, v_normalized, v_global) in rows:
                 matches = []
                 for j, k in jk[block: block + r]:
                     matches.extend(s[j: j + k])
@@ -271,8 +309,8 @@ class PatternIndex(PatternColumns):
                     "future": list(map(copy, events[b:])),
                     "confidence": v_conf,
                     "entropy": v_entropy,
-                    "normalized_entropy": normalized_entropy,
-                    "global_normalized_entropy": global_normalized_entropy,
+                    "normalized_entropy": v_normalized,
+                    "global_normalized_entropy": v_global,
                     "itfdf_similarity": v_itfdf,
                     "tfidf_score": v_tfidf,
                     "pattern_probability": v_prob,
@@ -280,6 +318,11 @@ class PatternIndex(PatternColumns):
                     "bayesian_posterior": v_post,
                     "bayesian_prior": v_prior,
                     "bayesian_likelihood": v_sim,
+                    "anomalies": [],
+                    "weighted_similarity": None,
+                    "weighted_evidence": None,
+                    "weighted_confidence": None,
+                    "weighted_snr": None,
                 })
 
         started = self._phase("ranking_and_top", started)
@@ -324,10 +367,28 @@ class PatternIndex(PatternColumns):
         return index
 
 
+_kernels_ready = threading.Event()
+
+
+def kernels_ready() -> bool:
+    """Whether every kernel is loaded in this process (warm_up finished)."""
+    return _kernels_ready.is_set()
+
+
+def kernel_cache_dir() -> str | None:
+    """Where numba keeps the compiled kernels on disk (next to the code, or NUMBA_CACHE_DIR)."""
+    try:
+        return os.path.dirname(_count_bound._cache._cache_path + os.sep)
+    except AttributeError:
+        return None
+
+
 def warm_up() -> bool:
     """Load (or compile, the first time) every kernel, off the request path; return FAST."""
     if not compiled.FAST:
         return False
+    if _kernels_ready.is_set():
+        return True
     index = PatternIndex()
     index.add_many([("0" * 40, [["a", "b"], ["c"], ["d"]], 1, (), 1),
                     ("1" * 40, [["b"], ["x"]], 2, (), 2)])
@@ -343,9 +404,15 @@ def warm_up() -> bool:
                                                          filter_pipeline=("length", "jaccard")))
     index.predict([["a"], ["c"], ["b"]], stats, PredictConfig(recall_threshold=0.0),
                   futures_json=True, predictions_json=True)
+    index.predict([["a"]], stats, PredictConfig(recall_threshold=0.1))  # one symbol (decision 14)
+    finalized = dataclasses.replace(stats, finalized=True)
+    index.predict([["a"], ["c"]], finalized, PredictConfig(recall_threshold=0.1))
+    index.predict([["a"], ["c"]], finalized, PredictConfig(recall_threshold=0.1),
+                  futures_json=True, predictions_json=True)
     long_state = [[f"s{i}"] for i in range(70)] + [["a"]]
     index.predict(long_state, stats, PredictConfig(recall_threshold=0.0))
     one = np.ones(1, _I64)
     _count_bound(index._indptr, index._positions, index._counts, one * 0, one, index._indexed,
                  index._n, index._pstart, 3, 0.5, 0, 10, 0, np.zeros(index._indexed, np.int32))
+    _kernels_ready.set()
     return True

@@ -28,6 +28,8 @@ PREDICTION_KEYS = (
     "predictive_information", "sequence", "future", "confidence", "entropy", "normalized_entropy",
     "global_normalized_entropy", "itfdf_similarity", "tfidf_score", "pattern_probability",
     "weighted_strength", "bayesian_posterior", "bayesian_prior", "bayesian_likelihood",
+    # kato-3.10.md decisions 18-19, appended after the 29.
+    "anomalies", "weighted_similarity", "weighted_evidence", "weighted_confidence", "weighted_snr",
 )
 
 
@@ -39,10 +41,12 @@ def pattern_name(events):
 def build_kb(learns):
     """Learn each (events, times[, emotive snapshots]) in turn; return (records, SymbolStats).
 
+    The stats carry f(σ) (every learn adds each symbol's count) and the affinity sums.
+
     A new pattern adds 1 to pmf of each distinct symbol, to TUP and to TPF; a re-learn only bumps
     its frequency (engine.md §4.5). Emotive snapshots, one per learn call, form the window.
     """
-    order, freq, window, pmf = [], {}, {}, {}
+    order, freq, window, pmf, sym_freq, affinity = [], {}, {}, {}, {}, {}
     for item in learns:
         events, times = item[0], item[1]
         snapshots = list(item[2]) if len(item) > 2 else []
@@ -56,10 +60,18 @@ def build_kb(learns):
                 for x in {x for e in events for x in e}:
                     pmf[x] = pmf.get(x, 0) + 1
             freq[name] += 1
+            for x in (x for e in events for x in e):
+                sym_freq[x] = sym_freq.get(x, 0) + 1
             if t < len(snapshots) and snapshots[t]:
                 window[name].append(dict(snapshots[t]))
+                # kato-3.10.md §1.4c: the learn's emotives added once to each distinct symbol.
+                for x in dict.fromkeys(x for e in events for x in e):
+                    sums = affinity.setdefault(x, {})
+                    for k, v in snapshots[t].items():
+                        sums[k] = sums.get(k, 0) + v
     records = [PatternRecord(n, ev, freq[n], window[n]) for n, ev in order]
-    stats = SymbolStats(dict(pmf), len(pmf), len(order), len(order))
+    stats = SymbolStats(dict(pmf), len(pmf), len(order), len(order), frequency=sym_freq,
+                        affinity=affinity)
     return records, stats
 
 
@@ -125,7 +137,29 @@ def _passes_filters(p, s, stages, cfg):
     return True
 
 
-def _one(record, stm, s, theta, token):
+def _fuzzy(p, s, tau):
+    """kato-3.10.md §1.4b steps 1 and 3, literally: the first best pattern token per state token."""
+    matches, anomalies = [], []
+    for t in s:
+        best, best_score = None, None
+        for u in p:
+            score = fuzz.ratio(t, u)
+            if score >= 100 * tau and (best_score is None or score > best_score):
+                best, best_score = u, score
+        if best is not None:
+            matches.append(t)
+            if best != t:
+                anomalies.append({"observed": t, "expected": best, "similarity": best_score / 100})
+    return matches, anomalies
+
+
+def _weight(x, emotive, stats):
+    f = stats.frequency.get(x, 0)
+    a = abs(stats.affinity.get(x, {}).get(emotive, 0.0))
+    return a / f + 0.01 if f > 0 and a > 0 else 0.01
+
+
+def _one(record, stm, s, theta, token, tau=0.0):
     """Return the per-pattern part of a prediction, or None when it fails the threshold."""
     events = [list(e) for e in record.events]
     p = [x for e in events for x in e]
@@ -160,17 +194,23 @@ def _one(record, stm, s, theta, token):
         e1 -= 1
     present = events[e1:e2]
     flat_present = [x for e in present for x in e]
+    anomalies = []
+    if tau > 0:
+        matches, anomalies = _fuzzy(p, s, tau)
+    expected = [a["expected"] for a in anomalies]
+    observed = [a["observed"] for a in anomalies]
     return {
         "record": record,
         "p": p,
         "sim": sim,
         "matches": matches,
+        "anomalies": anomalies,
         "r": len(blocks),
         "past": events[:e1],
         "present": present,
         "future": events[e2:],
-        "missing": [[x for x in e if x not in matches] for e in present],
-        "extras": [[x for x in e if x not in flat_present] for e in stm],
+        "missing": [[x for x in e if x not in matches and x not in expected] for e in present],
+        "extras": [[x for x in e if x not in flat_present and x not in observed] for e in stm],
         "rho": flat_present,
     }
 
@@ -180,13 +220,16 @@ def reference_predict(stm, patterns, stats, cfg):
     stm = [list(e) for e in stm]
     s = [x for e in stm for x in e]
     n = len(s)
-    if n < 2:
+    if n < 1:
         return [], []
+    tau = getattr(cfg, "fuzzy_token_threshold", 0.0)
+    emotive = getattr(cfg, "affinity_emotive", None)
+    finalized = getattr(stats, "finalized", False)
     cands = []
     for record in patterns:
         if not _passes_filters(list(record.flat), s, cfg.filter_pipeline, cfg):
             continue
-        c = _one(record, stm, s, cfg.recall_threshold, cfg.use_token_matching)
+        c = _one(record, stm, s, cfg.recall_threshold, cfg.use_token_matching, tau)
         if c is not None:
             cands.append(c)
     if not cands:
@@ -196,7 +239,9 @@ def reference_predict(stm, patterns, stats, cfg):
     tup, tpf, nsym = stats.total_unique_patterns, stats.total_pattern_frequencies, stats.n_symbols
     pi = {}
     for c in cands:
-        for x in c["matches"] + [y for e in c["missing"] for y in e]:
+        # D = every symbol of every present span (with fuzzy matching, matches ∪ missing no
+        # longer spells it: matches hold observed tokens, missing hides expected ones).
+        for x in c["rho"]:
             if x not in pi:
                 if x not in stats.pmf:
                     pi[x] = 0
@@ -205,8 +250,13 @@ def reference_predict(stm, patterns, stats, cfg):
                 else:
                     pi[x] = stats.pmf[x] / tup
     state_counts = _counts(s)
-    norm_h = _add_all(_phi(c / n, nsym) for c in state_counts.values())
-    global_h = _add_all(_phi(pi.get(x, 0), nsym) for x in state_counts)
+
+    def live_pi(x):  # the symbol table's π, for whole-pattern symbols outside D
+        if x in pi:
+            return pi[x]
+        if x not in stats.pmf:
+            return 0
+        return stats.pmf[x] / tup if tup else 0.0
 
     evidence_total = _add_all(c["sim"] * (c["record"].frequency / big_f) for c in cands)
     group_w, group_n = {}, {}
@@ -228,7 +278,13 @@ def reference_predict(stm, patterns, stats, cfg):
         confidence = m / len(rho)
         snr = (2.0 * m - e) / (2.0 * m + e)
         frag = c["r"] - 1
-        entropy = _add_all(-(k / len(rho)) * math.log2(k / len(rho)) for k in rho_counts.values())
+        # kato-3.10.md §1.4e: over the present, or the whole pattern on a finalized node.
+        scope = c["p"] if finalized else rho
+        scope_counts = _counts(scope)
+        entropy = _add_all(-(k / len(scope)) * math.log2(k / len(scope))
+                           for k in scope_counts.values())
+        norm_h = _add_all(_phi(k / len(scope), nsym) for k in scope_counts.values())
+        global_h = _add_all(_phi(live_pi(x), nsym) for x in scope_counts)
         universe = sorted(set(rho) | set(s))
         va = np.array([pi.get(x, 0) * state_counts.get(x, 0) for x in universe], dtype=float)
         vb = np.array([pi.get(x, 0) * rho_counts.get(x, 0) for x in universe], dtype=float)
@@ -241,9 +297,9 @@ def reference_predict(stm, patterns, stats, cfg):
         confluence = ((f / tpf) if tpf else 0) * (1 - 10 ** log_sum)
         if tup:
             terms = []
-            for x, k in rho_counts.items():
-                w = int(pi[x] * tup) or 1
-                terms.append((k / len(rho)) * (math.log2(tup / w) + 1))
+            for x, k in scope_counts.items():
+                w = int(live_pi(x) * tup) or 1
+                terms.append((k / len(scope)) * (math.log2(tup / w) + 1))
             tfidf = _add_all(terms) / len(terms)
         else:
             tfidf = 0.0
@@ -258,6 +314,18 @@ def reference_predict(stm, patterns, stats, cfg):
         posterior = sim * prior / evidence_total if evidence_total else 0.0
         g = 0 if frag == -1 else 1 / (frag + 1)
         potential = (evidence + confidence) * snr + itfdf + g
+        weighted = [None] * 4
+        if emotive is not None:
+            def wsum(xs):
+                return _add_all(_weight(x, emotive, stats) for x in xs)
+            w_m = wsum(c["matches"])
+            w_x = wsum([x for e in c["extras"] for x in e])
+            w_sim = 2 * w_m / (wsum(s) + wsum(c["p"]))
+            w_ev = w_m / wsum(c["p"])
+            w_conf = w_m / wsum(rho)
+            w_snr = w_m / (w_m + w_x) if w_m + w_x else 0.0
+            weighted = [w_sim, w_ev, w_conf, w_snr]
+            potential = (w_ev + w_conf) * w_snr + itfdf + g
         emo = {}
         for snap in rec.emotives:
             for k, v in snap.items():
@@ -269,12 +337,13 @@ def reference_predict(stm, patterns, stats, cfg):
             float(snr), float(confluence), float(pinfo), [list(x) for x in rec.events],
             c["future"], float(confidence), float(entropy), float(norm_h), float(global_h),
             float(itfdf), float(tfidf), float(prob), float(strength), float(posterior),
-            float(prior), float(sim),
+            float(prior), float(sim), c["anomalies"], *weighted,
         ]
         preds.append(dict(zip(PREDICTION_KEYS, values)))
 
     key = cfg.rank_sort_algo
-    ranked = sorted(preds, key=lambda d: (-d[key], d["name"]))
+    # None (a weighted_* key with affinity off) ranks last; ties by name.
+    ranked = sorted(preds, key=lambda d: (d[key] is None, -(d[key] or 0), d["name"]))
     fps, seen = [], []
     for d in ranked:
         if d["future"]:

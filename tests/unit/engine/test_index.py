@@ -1,5 +1,6 @@
 """The candidate index and compiled scoring give exactly what scoring every pattern gives."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -38,11 +39,13 @@ def _index(records, stats, path="index"):
 
 
 @given(st.lists(learn, min_size=1, max_size=12), stm_strategy, configs(),
-       st.sampled_from(["index", "scan", "tail", "auto"]))
+       st.sampled_from(["index", "scan", "tail", "auto"]), st.booleans())
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_index_equals_reference(learns, stm, cfg, path):
-    """Produce the reference's predictions, order and floats, θ = 0 included."""
+def test_index_equals_reference(learns, stm, cfg, path, finalized):
+    """Produce the reference's predictions, order and floats, θ = 0 included; one-symbol
+    states, fuzzy thresholds, affinity weights and finalized nodes (kato-3.10.md) too."""
     records, stats = build_kb(learns)
+    stats = dataclasses.replace(stats, finalized=finalized)
     index = _index(records, stats, path)
     got = predict(stm, index, stats, cfg)
     assert got == reference_predict(stm, records, stats, cfg)
@@ -55,15 +58,16 @@ JSON_SYMBOLS = ['"', "\\", "é", "✓", "\n", "\x00", "\x1f", "\u2028", "😀", 
 
 @given(st.lists(learn, min_size=1, max_size=12), stm_strategy, configs(),
        st.sampled_from(["index", "scan", "tail", "auto"]),
-       st.none() | st.permutations(JSON_SYMBOLS))
+       st.none() | st.permutations(JSON_SYMBOLS), st.booleans())
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_futures_json_is_orjson_of_the_list(learns, stm, cfg, path, names):
+def test_futures_json_is_orjson_of_the_list(learns, stm, cfg, path, names, finalized):
     """Write future_potentials as exactly the bytes orjson gives for the list, on every path."""
     if names is not None:
         rename = dict(zip(STATE_SYMBOLS, names))
         learns = [([[rename[x] for x in e] for e in events], *rest) for events, *rest in learns]
         stm = [[rename[x] for x in e] for e in stm]
     records, stats = build_kb(learns)
+    stats = dataclasses.replace(stats, finalized=finalized)
     index = _index(records, stats, path)
     predictions, futures = index.predict(stm, stats, cfg)
     want = orjson.dumps(futures)
@@ -159,12 +163,18 @@ def test_larger_knowledge_bases_match_direct_scan(vocabulary):
         if trial % 4 == 3:
             stm = stm * 8  # more than 64 state symbols: the multi-word LCS
         stm.append(["never-learned"])
+        if trial % 4 == 1:
+            stm = [[base.flat[0]]]  # one symbol (kato-3.10.md decision 14)
         cfg = PredictConfig(recall_threshold=rng.choice([0.0, 0.1, 0.3, 0.5]),
                             rank_sort_algo=RANK_KEYS[trial % len(RANK_KEYS)],
                             max_predictions=rng.choice([3, 100, 5000]))
-        want = predict(stm, records, stats, cfg)
-        assert predict(stm, index, stats, cfg) == want
-        assert predict(stm, indexed, stats, cfg) == want
+        for finalized in (False, True):  # kato-3.10.md §1.4e: whole-pattern values
+            node = dataclasses.replace(stats, finalized=finalized)
+            want = predict(stm, records, node, cfg)
+            assert predict(stm, index, node, cfg) == want
+            assert predict(stm, indexed, node, cfg) == want
+            got = index.predict(stm, node, cfg, futures_json=True, predictions_json=True)
+            assert got == (JSONList(orjson.dumps(want[0]), len(want[0])), orjson.dumps(want[1]))
 
 
 def test_incremental_updates_equal_a_fresh_build():
@@ -324,3 +334,28 @@ def test_provisional_changes_are_undone():
     assert (index._has_pmf[:n_sym] == arrays["_has_pmf"]).all() and not index._has_pmf[n_sym:].any()
     assert (index._pmf[:n_sym] == arrays["_pmf"]).all()
     assert list(index.records()) == list(base)
+
+
+def test_fuzzy_and_affinity_on_a_larger_knowledge_base():
+    """kato-3.10.md §1.4b/§1.4d through the index (compiled candidates, direct scoring): the
+    direct engine's answer, bytes included, with many anomalies ("s00012" ~ "s00021")."""
+    records, symbols, weights, rng = _synthetic(800, 300, 11)
+    base = _stats(records)
+    frequency = {x: sum(r.flat.count(x) * r.frequency for r in records) for x in base.pmf}
+    affinity = {x: {"joy": round(rng.uniform(-2, 2), 3)} for x in symbols[::3]}
+    stats = dataclasses.replace(base, frequency=frequency, affinity=affinity, finalized=True)
+    index = PatternIndex.from_records(records, stats)
+    anomalies = 0
+    for trial in range(6):
+        stm = [[x] for x in rng.choice(records).flat[:5]] + [["s99999"]]
+        if trial == 5:
+            stm = [["s00001"]]
+        cfg = PredictConfig(recall_threshold=rng.choice([0.0, 0.1, 0.3]), fuzzy_token_threshold=0.8,
+                            affinity_emotive="joy" if trial % 2 else None,
+                            rank_sort_algo=RANK_KEYS[(5 * trial) % len(RANK_KEYS)], max_predictions=50)
+        want = predict(stm, records, stats, cfg)
+        assert predict(stm, index, stats, cfg) == want
+        got = index.predict(stm, stats, cfg, futures_json=True, predictions_json=True)
+        assert got == (JSONList(orjson.dumps(want[0]), len(want[0])), orjson.dumps(want[1]))
+        anomalies += sum(len(p["anomalies"]) for p in want[0])
+    assert anomalies > 10

@@ -54,8 +54,10 @@ def test_7_1_canonical_case_every_field():
         "future": [["d"]],
         "confidence": 2 / 3,
         "entropy": 1.584962500721156,
-        "normalized_entropy": 0.5,
-        "global_normalized_entropy": 0.0,
+        # Changed by kato-3.10.md decision 15: over the present [a,b,c], 3·φ_4(⅓) = log_4 3
+        # (engine.md §7.1's old value over the state [a,c] was 0.5).
+        "normalized_entropy": 0.792481250360578,
+        "global_normalized_entropy": 0.0,  # π = 1 for a, b, c: still 0 over the present
         "itfdf_similarity": 0.8164965809277259,
         "tfidf_score": 0.3333333333333333,
         "pattern_probability": 1.0,
@@ -63,6 +65,12 @@ def test_7_1_canonical_case_every_field():
         "bayesian_posterior": 1.0,
         "bayesian_prior": 1.0,
         "bayesian_likelihood": 2 / 3,  # spec: 0.6667, equals the similarity
+        # kato-3.10.md decisions 18-19: no fuzzy threshold, no affinity emotive.
+        "anomalies": [],
+        "weighted_similarity": None,
+        "weighted_evidence": None,
+        "weighted_confidence": None,
+        "weighted_snr": None,
     }
     # itfdf distance d = 0.18350341907227408 (spec), so itfdf = 1 − d exactly.
     assert 1 - 0.18350341907227408 == p["itfdf_similarity"]
@@ -214,9 +222,13 @@ def test_7_8_ensemble_with_frequencies():
     assert [p["evidence"] for p in (p1, p3, p2)] == [2 / 3, 1 / 3, 0.5]  # spec: 0.6667 / 0.3333
     assert [p["confidence"] for p in (p1, p3, p2)] == [1.0, 1.0, 1.0]
     assert [p["snr"] for p in (p1, p3, p2)] == [0.6, 0.0, 0.0]
+    # Changed by kato-3.10.md decision 15: per present, no longer the state's value for all
+    # (engine.md §7.8's old values: 0.6826061944859854 and 0.3359061818834564 for each).
+    # P1 over [a,b]: 2·φ_5(½) = log_5 2; 2·φ_5(⅔). P3 over [a], P2 over [b]: 0; φ_5(⅔).
+    assert [p["normalized_entropy"] for p in (p1, p3, p2)] == [0.43067655807339306, 0.0, 0.0]
+    assert [p["global_normalized_entropy"] for p in (p1, p3, p2)] == [
+        0.3359061818834564, 0.1679530909417282, 0.1679530909417282]
     for p in (p1, p3, p2):
-        assert p["normalized_entropy"] == 0.6826061944859854
-        assert p["global_normalized_entropy"] == 0.3359061818834564
         assert p["predictive_information"] == 0.45
     assert [p["itfdf_similarity"] for p in (p1, p3, p2)] == [
         1.0, 0.9267766952966369, 0.8535533905932737
@@ -316,10 +328,33 @@ def test_4_4_prediction_emotives_average_the_window():
     assert list(p["emotives"]) == ["joy", "energy"]  # first-appearance key order
 
 
-@pytest.mark.parametrize("stm", [[], [["alpha"]], [["x"], []]])
-def test_fewer_than_two_state_symbols_gives_nothing(stm):
-    """Return no predictions and no future potentials below 2 STM symbols (§2.6, decision 4)."""
+@pytest.mark.parametrize("stm", [[], [[]]])
+def test_an_empty_state_gives_nothing(stm):
+    """Return no predictions and no future potentials from an empty STM."""
+    # Changed by kato-3.10.md decision 14: [[alpha]] and [[x], []] used to give nothing too
+    # (engine.md §2.6's ≥ 2 rule); one symbol now predicts (test below).
     assert run([([["alpha"], ["x"]], 1)], stm, recall_threshold=0.0) == ([], [])
+
+
+def test_one_symbol_predicts_with_the_normal_algorithm():
+    """kato-3.10.md decision 14 (§1.4a option ii): one symbol, n = 1, every field and metric."""
+    predictions, futures = run([([["alpha"], ["x"]], 1), ([["y"], ["alpha"], ["z"]], 2)],
+                               [["alpha"]])
+    first, second = predictions  # both hold alpha; 2·1/(3+1) = 0.5 and 2·1/(2+1)
+    assert first["sequence"] == [["alpha"], ["x"]] and first["similarity"] == 2 / 3
+    assert first["present"] == [["alpha"]] and first["future"] == [["x"]] and first["past"] == []
+    assert second["past"] == [["y"]] and second["future"] == [["z"]]
+    assert second["similarity"] == 0.5 and second["frequency"] == 2
+    assert first["matches"] == second["matches"] == ["alpha"]
+    assert first["snr"] == 1.0  # the regular (2M − E)/(2M + E), not 3.10.1's M/(M + E)
+    assert first["fragmentation"] == 0.0 and tuple(first) == PREDICTION_KEYS
+    # future_potentials belong to this request: both futures, weighted by f·sim.
+    assert [fp["future"] for fp in futures] == [[["z"]], [["x"]]]
+    assert futures[0]["total_weighted_frequency"] == 1.0
+    # recall_threshold applies (3.10.1's first-symbol path ignores it): 0.6 keeps only the first.
+    predictions, _ = run([([["alpha"], ["x"]], 1), ([["y"], ["alpha"], ["z"]], 2)], [["alpha"]],
+                         recall_threshold=0.6)
+    assert [p["sequence"] for p in predictions] == [[["alpha"], ["x"]]]
 
 
 def test_7_8_truncation_happens_after_ensemble_metrics():

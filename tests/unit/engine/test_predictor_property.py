@@ -1,6 +1,7 @@
 """Property tests: predict() agrees bit for bit with the literal reference implementation."""
 
 import copy
+import dataclasses
 import random
 
 import pytest
@@ -17,8 +18,9 @@ from kato_web.engine.predictor import (
 
 from .reference_impl import build_kb, reference_predict
 
-PATTERN_SYMBOLS = ["a", "b", "c", "d", "e"]
-STATE_SYMBOLS = PATTERN_SYMBOLS + ["z"]  # 'z' is never learned: π(z) = 0
+# "bc" and "cd" give fuzzy matches (kato-3.10.md §1.4b): ratio(b, bc) = 66.7, ratio(bc, cd) = 50.
+PATTERN_SYMBOLS = ["a", "b", "c", "d", "e", "bc"]
+STATE_SYMBOLS = PATTERN_SYMBOLS + ["z", "cd"]  # 'z' and 'cd' are never learned: π = 0
 
 event = st.lists(st.sampled_from(PATTERN_SYMBOLS), min_size=1, max_size=3)
 pattern_events = st.lists(event, min_size=1, max_size=4).filter(
@@ -48,6 +50,9 @@ def configs(draw):
         length_max_ratio=draw(st.sampled_from([0.0, 1.0, 2.0, 3.0])),
         jaccard_threshold=draw(st.sampled_from([0.0, 0.3, 0.6])),
         jaccard_min_overlap=draw(st.integers(1, 3)),
+        # kato-3.10.md decisions 18-19: fuzzy tokens (0.5 is the "cd"/"bc" boundary) and weights.
+        fuzzy_token_threshold=draw(st.sampled_from([0.0, 0.0, 0.5, 0.6, 1.0])),
+        affinity_emotive=draw(st.sampled_from([None, None, "joy", "fear", "never"])),
     )
 
 
@@ -56,11 +61,13 @@ SETTINGS = settings(
 )
 
 
-@given(st.lists(learn, min_size=1, max_size=12), stm_strategy, configs())
+@given(st.lists(learn, min_size=1, max_size=12), stm_strategy, configs(), st.booleans())
 @SETTINGS
-def test_predict_equals_reference(learns, stm, cfg):
-    """Produce the same predictions, order and floats as the reference implementation."""
+def test_predict_equals_reference(learns, stm, cfg, finalized):
+    """Produce the same predictions, order and floats as the reference implementation
+    (one-symbol states, fuzzy thresholds, affinity weights and finalized nodes included)."""
     records, stats = build_kb(learns)
+    stats = dataclasses.replace(stats, finalized=finalized)
     inputs = copy.deepcopy((stm, records, stats, cfg))
     got = predict(stm, records, stats, cfg)
     want = reference_predict(stm, records, stats, cfg)
@@ -159,9 +166,12 @@ def test_from_mapping_picks_prediction_settings():
     assert PredictConfig.from_mapping({"recall_threshold": None}) == PredictConfig()
 
 
-def test_rank_keys_are_the_sixteen_session_names():
-    """List exactly the rank_sort_algo values api.md §5.2 accepts."""
-    assert len(RANK_KEYS) == len(set(RANK_KEYS)) == 16
+def test_rank_keys_are_the_twenty_session_names():
+    """List exactly the rank_sort_algo values kato-3.10.md §1.3 accepts, in its order."""
+    # Changed by kato-3.10.md §1.3: 16 → 20, the four weighted_* names after tfidf_score.
+    assert len(RANK_KEYS) == len(set(RANK_KEYS)) == 20
+    assert RANK_KEYS[15:] == ("tfidf_score", "weighted_similarity", "weighted_evidence",
+                              "weighted_confidence", "weighted_snr")
     assert set(RANK_KEYS) <= set(PREDICTION_KEYS)
 
 

@@ -142,12 +142,13 @@ def test_percept_emotives_are_computed_before_auto_learn_reset():
     assert state.percept["emotives"] == {"joy": 0.8}
 
 
-# ---------------------------------------------------------------- minimum two symbols (engine.md §2.6)
+# ------------------------------------------------ minimum one symbol (kato-3.10.md decision 14)
 
 
-def test_one_symbol_gives_no_predictions():
+def test_one_symbol_gives_predictions():
     _, outcomes = run([obs("alpha")])
-    assert outcomes[0].prediction_stm is None
+    # Changed by kato-3.10.md decision 14: was None (engine.md §2.6's ≥ 2 rule), one symbol predicts.
+    assert outcomes[0].prediction_stm == [["alpha"]]
 
 
 @pytest.mark.parametrize("observations", [[obs("one"), obs("two")], [obs("one", "two")]])
@@ -158,9 +159,10 @@ def test_two_symbols_give_predictions(observations):
 
 
 def test_empty_observations_do_not_make_predictions():
-    # engine.md §10.1: [x] plus two empty observations -> none; adding [y] gives predictions.
+    # engine.md §10.1: an empty observation adds no event and makes no predictions.
     _, outcomes = run([obs("x"), obs(), obs(), obs("y")])
-    assert [o.prediction_stm for o in outcomes] == [None, None, None, [["x"], ["y"]]]
+    # Changed by kato-3.10.md decision 14: [x] alone now predicts (was None first).
+    assert [o.prediction_stm for o in outcomes] == [[["x"]], None, None, [["x"], ["y"]]]
 
 
 def test_vector_symbols_count_towards_the_minimum():
@@ -754,10 +756,11 @@ def test_observe_in_place_gives_the_same_outcome_as_observe_on_a_copy():
         assert in_place.state is owned  # really no copy
 
 
-def test_observe_offers_predictions_only_from_two_symbols_on():
-    # engine.md §5.1: predictions need at least two symbols in the STM.
+def test_observe_offers_predictions_from_one_symbol_on():
+    # kato-3.10.md decision 14: predictions need one symbol in the STM (engine.md §5.1 said two).
     one, _ = run([])
-    assert observe(one, obs("a"), DEFAULT).prediction_stm is None
+    # Changed by decision 14: was None.
+    assert observe(one, obs("a"), DEFAULT).prediction_stm == [["a"]]
     two = observe(one, obs("a", "b"), DEFAULT)
     assert two.prediction_stm == [["a", "b"]]
     three, _ = run([obs("a")])
