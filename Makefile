@@ -48,7 +48,7 @@ clean:
 # Load test: one Locust scenario, headless, against gunicorn on PostgreSQL (database
 # LOAD_DB, pre-loaded with PATTERNS patterns for mix/predict); CSV stats go to
 # bench/results/. SCENARIO=mix|observe|predict|batch|health USERS=… DURATION=…
-# (WORKERS=… THREADS=… override gunicorn's defaults.)
+# (WORKERS=… THREADS=… override gunicorn's defaults; INSTANCES=2 puts two gunicorns behind nginx.)
 SCENARIO ?= mix
 USERS ?= 32
 DURATION ?= 60s
@@ -58,4 +58,4 @@ LOAD_DB ?= postgresql+psycopg://postgres@127.0.0.1:5432/kato_load
 load: dev-venv
 	$(PY) -m bench.run_load --scenario $(SCENARIO) --users $(USERS) --duration $(DURATION) \
 		--patterns $(PATTERNS) --database-url $(LOAD_DB) $(if $(WORKERS),--workers $(WORKERS)) \
-		$(if $(THREADS),--threads $(THREADS))
+		$(if $(THREADS),--threads $(THREADS)) $(if $(INSTANCES),--instances $(INSTANCES))

@@ -9,6 +9,11 @@ run database (CREATE DATABASE … TEMPLATE, a file copy, so every run starts fro
 same 10,000 patterns), start gunicorn on it, run Locust for a fixed user count and
 duration, save Locust's CSV files, a server-side /metrics snapshot and a summary line
 under bench/results/, then stop gunicorn.
+
+With --instances N (N > 1, or --nginx), N gunicorns (each with --workers workers) serve the same
+database behind Debian's nginx (round robin, keep-alive; tests.support.Nginx) and Locust talks to
+nginx: the issue-16 comparison of one instance against two. CPU per request then sums every
+instance and nginx.
 """
 from __future__ import annotations
 
@@ -17,9 +22,11 @@ import csv
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import load_node  # noqa: E402
-from tests.support import free_port  # noqa: E402
+from tests.support import Nginx, free_port  # noqa: E402
 
 SCENARIOS = ("mix", "observe", "predict", "batch", "health")
 RESULTS = ROOT / "bench" / "results"
@@ -122,8 +129,9 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def _server_cpu(proc: subprocess.Popen, run_db: str) -> dict[str, dict[int, float]]:
-    """Return CPU seconds so far of gunicorn's processes and of PostgreSQL's backends for `run_db`."""
+def _server_cpu(procs, run_db: str, nginx: subprocess.Popen | None = None) -> dict[str, dict[int, float]]:
+    """Return CPU seconds so far of gunicorn's processes (one or several instances), of nginx
+    (when there is one) and of PostgreSQL's backends for `run_db`."""
     import psutil
 
     def seconds(p):
@@ -131,12 +139,17 @@ def _server_cpu(proc: subprocess.Popen, run_db: str) -> dict[str, dict[int, floa
         return t.user + t.system
 
     out = {"gunicorn": {}, "postgres": {}}
-    try:
-        master = psutil.Process(proc.pid)
-        for p in [master, *master.children(recursive=True)]:
-            out["gunicorn"][p.pid] = seconds(p)
-    except psutil.Error:
-        pass
+    groups = [("gunicorn", proc) for proc in (procs if isinstance(procs, (list, tuple)) else [procs])]
+    if nginx is not None:
+        out["nginx"] = {}
+        groups.append(("nginx", nginx))
+    for part, proc in groups:
+        try:
+            master = psutil.Process(proc.pid)
+            for p in [master, *master.children(recursive=True)]:
+                out[part][p.pid] = seconds(p)
+        except psutil.Error:
+            pass
     for p in psutil.process_iter(["name", "cmdline"]):
         try:
             if p.info["name"] == "postgres" and any(f" {run_db} " in c for c in (p.info["cmdline"] or [])):
@@ -146,7 +159,7 @@ def _server_cpu(proc: subprocess.Popen, run_db: str) -> dict[str, dict[int, floa
     return out
 
 
-def wait_idle(proc: subprocess.Popen, run_db: str, timeout: float = 120.0) -> None:
+def wait_idle(proc, run_db: str, timeout: float = 120.0) -> None:
     """Wait until the workers have finished warming up (prediction kernels load in the background)."""
     deadline = time.time() + timeout
     last = _server_cpu(proc, run_db)
@@ -195,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=os.environ.get(
         "KATO_LOAD_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/kato_load"))
     parser.add_argument("--tag", default="", help="added to the result file names")
+    parser.add_argument("--instances", type=int, default=1, help="gunicorn instances (more than 1: behind nginx)")
+    parser.add_argument("--nginx", action="store_true", help="put nginx in front even of one instance")
     args = parser.parse_args(argv)
 
     from kato_web.config import ServerSettings
@@ -208,11 +223,26 @@ def main(argv: list[str] | None = None) -> int:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    prefix = RESULTS / f"{args.scenario}-u{args.users}-w{workers}t{threads}{args.tag}-{stamp}"
-    proc, url = start_gunicorn(database_url, workers, threads, {})
+    layout = f"-i{args.instances}" + ("n" if args.instances > 1 or args.nginx else "")
+    prefix = RESULTS / f"{args.scenario}-u{args.users}-w{workers}t{threads}{layout}{args.tag}-{stamp}"
+    procs, nginx = [], None
+    try:
+        for _ in range(max(1, args.instances)):
+            procs.append(start_gunicorn(database_url, workers, threads, {}))
+        url = procs[0][1]
+        if args.instances > 1 or args.nginx:
+            nginx_dir = Path(tempfile.mkdtemp(prefix="kato-load-nginx-"))
+            nginx = Nginx([u for _, u in procs], nginx_dir).wait_ready()
+            url = nginx.url
+    except BaseException:
+        for proc, _ in procs:
+            stop(proc)
+        raise
+    proc = [p for p, _ in procs]
+    nginx_proc = nginx.proc if nginx else None
     wait_idle(proc, run_db)
     load_before = os.getloadavg()[0]
-    cpu_before = _server_cpu(proc, run_db)
+    cpu_before = _server_cpu(proc, run_db, nginx_proc)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         env = dict(os.environ, KATO_LOAD_NODE=args.node, KATO_LOAD_SEED=str(args.seed))
@@ -222,18 +252,22 @@ def main(argv: list[str] | None = None) -> int:
                "--stop-timeout", "10", "--loglevel", "WARNING"]
         locust = subprocess.run(cmd, cwd=ROOT, env=env)
         children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = _cpu_used(cpu_before, _server_cpu(proc, run_db))
+        cpu = _cpu_used(cpu_before, _server_cpu(proc, run_db, nginx_proc))
         cpu["locust"] = (children_after.ru_utime + children_after.ru_stime
                          - children_before.ru_utime - children_before.ru_stime)
         load_after = os.getloadavg()[0]
         metrics = requests.get(url + "/metrics", timeout=30).json()
         prefix.with_name(prefix.name + "_server_metrics.json").write_text(json.dumps(metrics, indent=1))
     finally:
-        stop(proc)
+        if nginx is not None:
+            nginx.stop()
+            shutil.rmtree(nginx_dir, ignore_errors=True)
+        for p in proc:
+            stop(p)
     summary = summarise(prefix.with_name(prefix.name + "_stats.csv"))
     agg = summary.get("Aggregated", {})
     line = {"scenario": args.scenario, "users": args.users, "duration": args.duration, "workers": workers,
-            "threads": threads, "patterns": patterns, "loadavg_before": round(load_before, 2),
+            "threads": threads, "instances": max(1, args.instances), "nginx": nginx is not None, "patterns": patterns, "loadavg_before": round(load_before, 2),
             "loadavg_after": round(load_after, 2), **agg}
     # CPU milliseconds per request, by process group: robust to other load on the machine
     # (throughput is not), and 2000 / their sum estimates requests/s on 2 idle cores.
