@@ -5,7 +5,7 @@ from flask import Blueprint, jsonify
 
 from kato_web.api import responses as R
 from kato_web.api.context import ctx
-from kato_web.config import VERSION
+from kato_web.config import KATO_API_VERSION, VERSION
 from kato_web.services import health as svc
 from kato_web.web.openapi import describe
 
@@ -17,7 +17,7 @@ bp = Blueprint("health", __name__)
           response=R.RootInfo)
 def root():
     return jsonify({
-        "service": "KATO API", "version": VERSION,
+        "service": "KATO API", "version": VERSION, "kato_api_version": KATO_API_VERSION,
         "description": "Knowledge Abstraction for Traceable Outcomes with Multi-User Support",
         "docs": "/docs", "health": "/health", "status": "running",
         "uptime_seconds": svc.uptime(ctx()), "architecture": "modular", "session_support": True,

@@ -76,6 +76,12 @@ add_session_route(bp, "/sessions/<session_id>/clear-all", "POST", ops.clear_all,
     summary="Delete all of the node's knowledge and clear this session", tag="operations",
     response=R.ClearAllResult, errors=("session",),
     description="Affects every session of the node: its patterns and symbol statistics are deleted."))
+add_session_route(bp, "/sessions/<session_id>/finalize-training", "POST", ops.finalize_training, doc=Operation(
+    summary="Finalize training of the session's node", tag="operations", response=R.FinalizeResult,
+    errors=("session",),
+    description="Marks the node finalized: from then on `entropy`, the normalised entropies and the TF part "
+                "of `tfidf_score` are computed over whole patterns, live (later learns are included). "
+                "`clear-all` undoes it."))
 add_session_route(bp, "/sessions/<session_id>/percept-data", "GET", ops.percept_data, doc=Operation(
     summary="The last observation as processed", tag="operations", response=R.PerceptDataResponse,
     errors=("session",)))
@@ -105,7 +111,8 @@ def predictions(session_id):
         return jsonify(result)
 
 
-def _request_node() -> str:
+def request_node() -> str:
+    """The kb id of a node-level request: ?node_id › x-test-id › x-node-id › default (api.md §3.3)."""
     return pattern_svc.resolve_node(ctx(), request.args.get("node_id"), request.headers.get("x-test-id"),
                                     request.headers.get("x-node-id"))
 
@@ -116,18 +123,18 @@ def _request_node() -> str:
           description="`pattern_id` with or without `PTRN|` (percent-encode the `|`). An unknown pattern "
                       "answers 200 with `pattern.status: \"error\"`, as KATO does.")
 def get_pattern(pattern_id):
-    return jsonify(pattern_svc.get_pattern(ctx(), _request_node(), pattern_id))
+    return jsonify(pattern_svc.get_pattern(ctx(), request_node(), pattern_id))
 
 
 @bp.get("/percept-data")
 @describe(summary="Deprecated node-level percept data (always empty)", tag="knowledge",
           response=R.NodePerceptData, params=NODE_PARAMS)
 def node_percept_data():
-    return jsonify(pattern_svc.node_percept_data(_request_node()))
+    return jsonify(pattern_svc.node_percept_data(request_node()))
 
 
 @bp.get("/cognition-data")
 @describe(summary="Deprecated node-level cognition data (always empty)", tag="knowledge",
           response=R.NodeCognitionData, params=NODE_PARAMS)
 def node_cognition_data():
-    return jsonify(pattern_svc.node_cognition_data(_request_node()))
+    return jsonify(pattern_svc.node_cognition_data(request_node()))

@@ -341,7 +341,8 @@ class SymbolAffinityResponse(_Answer):
 
 class RootInfo(_Answer):
     service: str
-    version: str
+    version: str = Field(description="kato-web's own version.")
+    kato_api_version: str = Field(description="The KATO release whose API kato-web answers like.")
     description: str
     docs: str
     health: str
@@ -387,6 +388,7 @@ class Status(_Answer):
     sessions: dict[str, Any]
     processors: dict[str, Any]
     version: str
+    kato_api_version: str
 
 
 class Metrics(_Answer):

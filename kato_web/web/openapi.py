@@ -22,10 +22,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from kato_web.api import responses as R
-from kato_web.config import VERSION
+from kato_web.config import KATO_API_VERSION, VERSION
 
 OPENAPI_VERSION = "3.1.0"
-KATO_API_VERSION = "3.10.1"
 SCHEMA_REF = "#/components/schemas/{model}"
 UNDOCUMENTED = "undocumented"
 

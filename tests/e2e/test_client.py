@@ -96,13 +96,38 @@ def test_session_walkthrough_and_typed_answers(kato):
     assert missing.value.session_id == sid and missing.value.status == 404
 
 
+def test_node_knowledge_and_finalize(kato):
+    """Symbol statistics, affinity and finalize-training (kato-3.10.md §1.1) through the client."""
+    with kato.session("client-symbols", affinity_emotive="joy") as session:
+        for strings, joy in ((["a", "b"], 1.0), (["c"], 0.5)):
+            session.observe(strings, emotives={"joy": joy})
+        session.learn()
+        session.observe(["a", "b"])
+        session.observe(["d"])
+        session.learn()
+        stats = session.symbol_stats()
+        assert isinstance(stats["a"], kwc.SymbolStats)
+        assert (stats["a"].frequency, stats["a"].pattern_member_frequency) == (2, 2)
+        assert (stats["c"].frequency, stats["c"].pattern_member_frequency) == (1, 1)
+        affinities = session.affinity()
+        assert set(affinities) >= {"a", "b", "c"} and set(affinities["a"]) == {"joy"}
+        assert session.affinity("a") == affinities["a"]
+        assert session.affinity("never-seen") == {}
+        assert kato.symbol_stats("no-such-node") == {}
+        finalized = session.finalize_training()
+        assert isinstance(finalized, kwc.FinalizeResult)
+        assert finalized.status == "completed" and finalized.patterns_processed == 2
+        assert finalized.node_id == "client-symbols" and finalized.time_ms >= 0
+
+
 def test_answers_match_the_document(kato):
     """Every field of the client's dataclasses is a property of the document's schema, and back."""
     schemas = kato.openapi()["components"]["schemas"]
     pairs = {models.SessionInfo: "SessionResponse", models.ObserveResult: "ObserveResult",
              models.ObserveSequenceResult: "ObserveSequenceResult", models.SequenceItemResult: "SequenceItemResult",
              models.LearnResult: "LearnResult", models.Prediction: "Prediction",
-             models.FuturePotential: "FuturePotential", models.Pattern: "Pattern"}
+             models.FuturePotential: "FuturePotential", models.Pattern: "Pattern",
+             models.SymbolStats: "SymbolStats", models.FinalizeResult: "FinalizeResult"}
     for cls, name in pairs.items():
         fields = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         assert fields == set(schemas[name]["properties"]), (cls.__name__, fields ^ set(schemas[name]["properties"]))

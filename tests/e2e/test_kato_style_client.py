@@ -43,6 +43,8 @@ def test_kato_style_client_runs_unchanged(server):
         assert pattern["pattern"]["pattern"]["emotives"][-1]["joy"] == 0.5
         assert "percept_data" in kato.get_percept_data()
         assert "cognition_data" in kato.get_cognition_data()
+        finalized = kato.finalize_training()
+        assert finalized["status"] == "completed" and finalized["patterns_processed"] == 2
         assert kato.extend_session(600)["status"] == "extended"
         assert kato.clear_stm()["status"] == "cleared"
         # The monitoring routes the example client calls.
