@@ -4,7 +4,7 @@ Schemathesis generates requests from /openapi.json (valid and invalid ones, ever
 then stateful sequences that follow the document's links) and checks each answer: never a
 5xx, every status documented, every body conforming to its schema, the documented content
 type. A live session and a learned pattern are handed to it so that session routes are
-exercised beyond 404. Bounded: KATO_SCHEMATHESIS_SECONDS (default 45) for the whole run,
+exercised beyond 404. Bounded: KATO_SCHEMATHESIS_SECONDS (default 30) for the whole run,
 with a fixed seed so CI runs are repeatable (KATO_SCHEMATHESIS_SEED picks another).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_schema_conformance", "response_headers_conformance")
-SECONDS = int(os.environ.get("KATO_SCHEMATHESIS_SECONDS", "45"))
+SECONDS = int(os.environ.get("KATO_SCHEMATHESIS_SECONDS", "30"))
 SEED = os.environ.get("KATO_SCHEMATHESIS_SEED", "20261203")
 
 
