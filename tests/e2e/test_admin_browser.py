@@ -238,6 +238,29 @@ def test_knowledge_browser(page, server, learned):
     shot(page, "pattern")
 
 
+def test_kato310_state_in_the_admin_pages(page, server):
+    """kato-3.10.md: finalized per node, affinity per symbol, anomalies per prediction."""
+    http = requests.Session()
+    teacher = http.post(server.url + "/sessions", json={"node_id": "b310"}).json()["session_id"]
+    http.post(f"{server.url}/sessions/{teacher}/observe",
+              json={"strings": ["apple", "banana"], "emotives": {"joy": 0.5}})
+    name = http.post(f"{server.url}/sessions/{teacher}/learn").json()["pattern_name"]
+    http.post(f"{server.url}/sessions/{teacher}/finalize-training")
+    reader = http.post(server.url + "/sessions", json={"node_id": "b310",
+                                                       "config": {"fuzzy_token_threshold": 0.85}}).json()["session_id"]
+    http.post(f"{server.url}/sessions/{reader}/observe", json={"strings": ["apple", "bannana"]})
+    sign_in(page, server)
+    page.goto(server.url + "/admin/nodes")
+    row = page.locator("#nodes-table tbody tr", has_text="b310_kato")
+    assert row.locator("td.finalized").inner_text() == "yes"
+    page.goto(f"{server.url}/admin/nodes/b310_kato/patterns/{name}")
+    banana = page.locator("#symbols-table tbody tr", has_text="banana")
+    assert "joy" in banana.locator("td.affinity").inner_text() and "0.5" in banana.locator("td.affinity").inner_text()
+    page.goto(f"{server.url}/admin/sessions/{reader}")
+    anomaly = page.locator("article.prediction").first.locator("tr.anomalies")
+    assert "bannana" in anomaly.inner_text() and "banana" in anomaly.inner_text()
+
+
 def test_sessions_pages_explain_predictions(page, server, learned):
     """List live sessions and open one to see its STM and explained predictions."""
     sign_in(page, server)
