@@ -441,6 +441,29 @@ def kernel_cache_dir() -> str | None:
         return None
 
 
+def kernels_cached() -> bool:
+    """Whether numba's on-disk cache holds every kernel for the current source (so warm_up only
+    loads machine code). False when unsure."""
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    package = __name__.rpartition(".")[0]
+    try:
+        found = 0
+        for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+            module = importlib.import_module(f"{package}.{info.name}")
+            for value in vars(module).values():
+                if isinstance(value, CPUDispatcher) and value.__module__ == module.__name__:
+                    found += 1
+                    if not value._cache._cache_file._load_index():  # numba's index: {} if stale
+                        return False
+        return found > 0
+    except Exception:  # numba's cache internals moved: assume nothing is cached
+        return False
+
+
 def warm_up() -> bool:
     """Load (or compile, the first time) every kernel, off the request path; return FAST."""
     if not compiled.FAST:
