@@ -9,16 +9,11 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from flask import Request
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
+from kato_web.services.sessions import MAX_TTL_SECONDS
 from kato_web.web.errors import RequestValidationError
 from kato_web.web.request_body import INT64_MAX, INT64_MIN, parse_json_bytes
-
-
-# Emotives are summed and averaged over events and patterns, and vectors summed per event:
-# a bound far above any real value keeps every such sum finite (1e308 + 1e308 is infinity,
-# which no JSON column can hold).
-MAX_MAGNITUDE = 1e100
 
 
 class _Body(BaseModel):
@@ -26,17 +21,23 @@ class _Body(BaseModel):
 
 
 class CreateSessionRequest(_Body):
-    node_id: str
-    metadata: Optional[dict[str, Any]] = None
-    ttl_seconds: Optional[int] = None
-    config: Optional[dict[str, Any]] = None
+    node_id: str = Field(description="Selects the node whose long-term memory the session uses.")
+    metadata: Optional[dict[str, Any]] = Field(None, description="Stored and echoed; no meaning to kato-web.")
+    ttl_seconds: Optional[int] = Field(None, ge=0, le=MAX_TTL_SECONDS,
+                                       description="Sliding lifetime; `0` or absent: the server default.")
+    config: Optional[dict[str, Any]] = Field(
+        None, description="Initial settings (see POST /sessions/{session_id}/config); one invalid value "
+                          "and all are dropped, as KATO does.")
 
-    @field_validator("ttl_seconds")
-    @classmethod
-    def _non_negative(cls, v):
-        if v is not None and v < 0:
-            raise ValueError("ttl_seconds must not be negative")
-        return v
+
+# The largest emotive or vector value accepted. Emotives are summed into averages and per-symbol
+# affinity totals, vectors into one vector per observation; with values bounded like this no sum
+# can overflow a float (PostgreSQL refuses the overflow; it used to surface as a 500).
+MAX_MAGNITUDE = 1e100
+
+
+def _bounded(value: float) -> bool:
+    return value == value and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE
 
 
 class ObservationRequest(_Body):
@@ -50,8 +51,8 @@ class ObservationRequest(_Body):
     @classmethod
     def _finite(cls, v):
         for value in v.values():
-            if not abs(value) <= MAX_MAGNITUDE:  # NaN fails too
-                raise ValueError(f"emotive values must be finite numbers of magnitude at most {MAX_MAGNITUDE:g}")
+            if not _bounded(value):
+                raise ValueError(f"emotive values must be finite numbers within ±{MAX_MAGNITUDE:g}")
         return v
 
     @field_validator("vectors")
@@ -59,8 +60,8 @@ class ObservationRequest(_Body):
     def _finite_vectors(cls, v):
         for vector in v:
             for value in vector:
-                if not abs(value) <= MAX_MAGNITUDE:
-                    raise ValueError(f"vector values must be finite numbers of magnitude at most {MAX_MAGNITUDE:g}")
+                if not _bounded(value):
+                    raise ValueError(f"vector values must be finite numbers within ±{MAX_MAGNITUDE:g}")
         return v
 
 
