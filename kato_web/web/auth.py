@@ -30,6 +30,9 @@ from kato_web.services.api_keys import ANONYMOUS, Principal, hash_key, parse_env
 KEY_CACHE_SECONDS = 2.0
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_ENDPOINTS = frozenset({"health.health", "health.livez", "health.readyz", "ops.livez", "ops.readyz"})
+# The API's description and its readers (a browser cannot send a key to load a page; the
+# document describes KATO's public API, and every call made from it still needs a key).
+OPEN_PREFIXES = ("docs.",)
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/health"})
 # Node-level lookups: the node comes from ?node_id= or the X-Test-ID / X-Node-ID headers.
 NODE_ENDPOINTS = frozenset({"operations.get_pattern", "operations.node_percept_data",
@@ -128,7 +131,7 @@ def _is_admin(path: str) -> bool:
 def authenticate(req) -> None:
     """Run before every view: set g.kato_principal, or refuse with 401/403."""
     if req.method == "OPTIONS" or req.path in OPEN_PATHS or _is_admin(req.path) \
-            or req.endpoint in OPEN_ENDPOINTS:
+            or req.endpoint in OPEN_ENDPOINTS or (req.endpoint or "").startswith(OPEN_PREFIXES):
         return
     registry = keys()
     if not registry.required():

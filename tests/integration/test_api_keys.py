@@ -46,8 +46,8 @@ def test_keys_are_required_once_configured(keyed):
     assert client.get("/sessions/count", headers={"Authorization": "Basic abc"}).status_code == 401
     assert client.post("/sessions", json={"node_id": "n"}, headers=bearer(FULL)).status_code == 200
     assert client.get("/sessions/count", headers={"X-API-Key": FULL}).status_code == 200
-    for open_path in ("/health",):
-        assert client.get(open_path).status_code == 200
+    for open_path in ("/health", "/livez", "/openapi.json", "/docs", "/redoc"):
+        assert client.get(open_path).status_code == 200, open_path
     for closed in ("/", "/status", "/metrics", "/stats", "/sessions/count", "/percept-data"):
         assert client.get(closed).status_code == 401, closed
 

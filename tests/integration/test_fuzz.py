@@ -332,7 +332,9 @@ class Fuzzer:
         # Every API answer is JSON, except /metrics' Prometheus text when a scraper asks for it.
         prometheus = rule.endpoint == "monitoring.metrics" and resp.status_code == 200 \
             and resp.mimetype == "text/plain"
-        if not admin and not prometheus:
+        # ... and the API's own documentation pages (/docs, /redoc and their assets).
+        page = rule.endpoint.startswith("docs.") and rule.endpoint != "docs.openapi_json" and resp.status_code < 400
+        if not admin and not prometheus and not page:
             assert resp.is_json, f"not JSON for {where}: {resp.data[:200]!r}"
             payload = resp.get_json()
             assert isinstance(payload, (dict, list)), where
