@@ -98,10 +98,12 @@ def register_blueprints(app: Flask) -> None:
     from kato_web.api.health import bp as health_bp
     from kato_web.api.operations import bp as operations_bp
     from kato_web.api.sessions import bp as sessions_bp
+    from kato_web.api.symbols import bp as symbols_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(operations_bp)
+    app.register_blueprint(symbols_bp)
     app.register_blueprint(admin_bp)  # the admin UI at /admin
 
 

@@ -22,7 +22,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kato_web.services import session_config
 
 # The service's version, as GET / and GET /status report it.
-VERSION = "1.0.0"
+VERSION = "1.1.0"
+# The KATO release whose API kato-web answers like (kato-3.10.md decision 13).
+KATO_API_VERSION = "3.10.1"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from kato_web.api.context import ctx
-from kato_web.config import VERSION
+from kato_web.config import KATO_API_VERSION, VERSION
 from kato_web.services import health as svc
 
 bp = Blueprint("health", __name__)
@@ -13,7 +13,7 @@ bp = Blueprint("health", __name__)
 @bp.get("/")
 def root():
     return jsonify({
-        "service": "KATO API", "version": VERSION,
+        "service": "KATO API", "version": VERSION, "kato_api_version": KATO_API_VERSION,
         "description": "Knowledge Abstraction for Traceable Outcomes with Multi-User Support",
         "docs": "/docs", "health": "/health", "status": "running",
         "uptime_seconds": svc.uptime(ctx()), "architecture": "modular", "session_support": True,

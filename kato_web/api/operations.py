@@ -56,6 +56,7 @@ add_session_route(bp, "/sessions/<session_id>/stm", "GET", ops.get_stm)
 add_session_route(bp, "/sessions/<session_id>/learn", "POST", ops.learn)
 add_session_route(bp, "/sessions/<session_id>/clear-stm", "POST", ops.clear_stm)
 add_session_route(bp, "/sessions/<session_id>/clear-all", "POST", ops.clear_all)
+add_session_route(bp, "/sessions/<session_id>/finalize-training", "POST", ops.finalize_training)
 add_session_route(bp, "/sessions/<session_id>/percept-data", "GET", ops.percept_data)
 add_session_route(bp, "/sessions/<session_id>/cognition-data", "GET", ops.cognition_data,
                   large_answer=True)
@@ -77,21 +78,22 @@ def predictions(session_id):
         return jsonify(result)
 
 
-def _request_node() -> str:
+def request_node() -> str:
+    """The kb id of a node-level request: ?node_id › x-test-id › x-node-id › default (api.md §3.3)."""
     return pattern_svc.resolve_node(ctx(), request.args.get("node_id"), request.headers.get("x-test-id"),
                                     request.headers.get("x-node-id"))
 
 
 @bp.get("/pattern/<path:pattern_id>")
 def get_pattern(pattern_id):
-    return jsonify(pattern_svc.get_pattern(ctx(), _request_node(), pattern_id))
+    return jsonify(pattern_svc.get_pattern(ctx(), request_node(), pattern_id))
 
 
 @bp.get("/percept-data")
 def node_percept_data():
-    return jsonify(pattern_svc.node_percept_data(_request_node()))
+    return jsonify(pattern_svc.node_percept_data(request_node()))
 
 
 @bp.get("/cognition-data")
 def node_cognition_data():
-    return jsonify(pattern_svc.node_cognition_data(_request_node()))
+    return jsonify(pattern_svc.node_cognition_data(request_node()))

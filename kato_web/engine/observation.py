@@ -120,22 +120,42 @@ def vector_dimension(vectors: list[list[float]], expected_dim: int | None = None
     return dim
 
 
-def vector_symbol(vectors: list[list[float]]) -> str:
-    """Return the `VCTR|` symbol of the element-wise sum of `vectors` (engine.md §2.3)."""
+def summed_vector(vectors: list[list[float]]) -> np.ndarray:
+    """Return the element-wise sum of one observation's vectors (what its VCTR| name hashes)."""
     if not vectors:
-        raise ValueError("vector_symbol needs at least one vector")
+        raise ValueError("summed_vector needs at least one vector")
     vector_dimension(vectors)
     arrays = [np.array(_as_floats(v), dtype=np.float64) for v in vectors]
     # Left-to-right addition like KATO's reduce(+); starting from the first array (not 0) keeps -0.0.
-    summed = reduce(operator.add, arrays)
+    return reduce(operator.add, arrays)
+
+
+def vector_name(summed: np.ndarray) -> str:
+    """Return the `VCTR|` symbol of a summed vector (engine.md §2.3)."""
     with np.printoptions(**_NUMPY_DEFAULT_PRINT_OPTIONS):
         text = str(np.array(summed))
     return VECTOR_PREFIX + hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def build_event(strings: list[str], vectors: list[list[float]], sort_symbols: bool) -> list[str]:
-    """Build the STM event: vector symbols first, then strings, each group sorted separately."""
-    vector_symbols = [vector_symbol(vectors)] if vectors else []
+def vector_symbol(vectors: list[list[float]]) -> str:
+    """Return the `VCTR|` symbol of the element-wise sum of `vectors` (engine.md §2.3)."""
+    return vector_name(summed_vector(vectors))
+
+
+def build_event(strings: list[str], vectors: list[list[float]], sort_symbols: bool,
+                neighbours: list[str] = (), own: str | None = None) -> list[str]:
+    """Build the STM event: vector symbols first, then strings, each group sorted separately.
+
+    The vector symbols are the observation's own `VCTR|` name and the names of its nearest
+    learned vectors (`neighbours`, nearest first; kato-3.10.md decision 17), each once. Unsorted,
+    they keep that order (own first): a set's order would differ between processes.
+    """
+    vector_symbols: list[str] = []
+    if vectors:
+        vector_symbols.append(own if own is not None else vector_symbol(vectors))
+        for name in neighbours:
+            if name not in vector_symbols:
+                vector_symbols.append(name)
     string_symbols = list(strings)
     if sort_symbols:
         # Groups are sorted separately and concatenated, never merge-sorted (engine.md §2.4).

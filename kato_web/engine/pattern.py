@@ -76,6 +76,21 @@ def push_emotive_window(
     return updated[-persistence:]
 
 
+def push_emotive_records(
+    window: list[dict[str, float]], records: Iterable[dict[str, float]], persistence: int
+) -> list[dict[str, float]]:
+    """Return `window` with the learn's raw emotive dicts appended, keeping the last `persistence`.
+
+    kato-3.10.md decision 16: one entry per observation that carried emotives (zeros kept),
+    appended on every learn of the pattern; the window counts observations, not learns.
+    """
+    if persistence < 1:
+        raise ValueError("persistence must be >= 1")
+    updated = [dict(entry) for entry in window]
+    updated.extend(dict(record) for record in records if record)
+    return updated[-persistence:]
+
+
 def accumulate_metadata(dicts: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Collect, per key, the sorted unique `str(value)` over all dicts (engine.md §4.6).
 
@@ -108,6 +123,16 @@ class LearnRequest:
     length: int
     emotives: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, list[str]] = field(default_factory=dict)
+    # The raw emotive dicts of the learned observations (kato-3.10.md decision 16).
+    emotive_records: tuple[dict[str, float], ...] = ()
+    # (VCTR| name, summed vector) observed since the last learn: stored with it (decision 17).
+    vectors: tuple[tuple[str, tuple[float, ...]], ...] = ()
+
+    @property
+    def affinity(self) -> dict[str, float]:
+        """Return what this learn adds to each distinct symbol's affinity (kato-3.10.md §1.4c):
+        the per-key mean of the raw emotive dicts, zeros kept."""
+        return average_emotives(list(self.emotive_records))
 
     @property
     def symbol_counts(self) -> dict[str, int]:
@@ -120,6 +145,7 @@ def make_learn_request(
     events: Iterable[Iterable[str]],
     emotives_acc: list[dict[str, float]],
     metadata_acc: list[dict[str, Any]],
+    vectors_acc: Iterable[Iterable[Any]] = (),
 ) -> LearnRequest | None:
     """Build the LearnRequest for `events`, or None when they hold fewer than 2 symbols (§4.2)."""
     normalised = _normalise_events(events)
@@ -134,4 +160,6 @@ def make_learn_request(
         length=length,
         emotives=emotive_snapshot(emotives_acc),
         metadata=accumulate_metadata(metadata_acc),
+        emotive_records=tuple(dict(record) for record in emotives_acc if record),
+        vectors=tuple((str(name), tuple(float(x) for x in values)) for name, values in vectors_acc),
     )

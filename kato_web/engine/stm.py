@@ -12,8 +12,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .observation import Observation, VectorDimensionError, build_event, vector_dimension
+from .observation import (Observation, VectorDimensionError, build_event, summed_vector, vector_dimension,
+                          vector_name)
 from .pattern import LearnRequest, average_emotives, make_learn_request, total_symbols
+from .vectors import NEIGHBOURS
 
 # api.md §4.6: STM and both accumulators keep only their most recent 1000 entries.
 MAX_STM_EVENTS = 1000
@@ -32,6 +34,9 @@ class SessionState:
     metadata: list[dict[str, Any]] = field(default_factory=list)
     time: int = 0
     percept: dict[str, Any] = field(default_factory=dict)
+    # [VCTR| name, summed vector] observed since the last learn or clear: the next learn
+    # stores them on the node (kato-3.10.md decision 17).
+    vectors: list[list[Any]] = field(default_factory=list)
 
     def copy(self) -> SessionState:
         """Return an independent deep copy."""
@@ -42,6 +47,7 @@ class SessionState:
             metadata=copy.deepcopy(self.metadata),
             time=self.time,
             percept=copy.deepcopy(self.percept),
+            vectors=[[name, list(values)] for name, values in self.vectors],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +58,7 @@ class SessionState:
             "metadata": copy.deepcopy(self.metadata),
             "time": self.time,
             "percept": copy.deepcopy(self.percept),
+            "vectors": [[name, list(values)] for name, values in self.vectors],
         }
 
     @classmethod
@@ -64,6 +71,7 @@ class SessionState:
             metadata=copy.deepcopy(list(data.get("metadata") or [])),
             time=int(data.get("time") or 0),
             percept=copy.deepcopy(dict(data.get("percept") or {})),
+            vectors=[[name, list(values)] for name, values in data.get("vectors") or []],
         )
 
 
@@ -119,9 +127,13 @@ class SequenceOutcome:
 
 
 def _reset_accumulators(state: SessionState) -> None:
-    """Empty both accumulators in place (every learn does this: spec README decision 11)."""
+    """Empty both accumulators in place (every learn does this: spec README decision 11).
+
+    The pending vectors go with them: the learn that empties them stores them.
+    """
     state.emotives = []
     state.metadata = []
+    state.vectors = []
 
 
 def _learn_in_place(state: SessionState, events: list[list[str]]) -> LearnRequest | None:
@@ -130,7 +142,7 @@ def _learn_in_place(state: SessionState, events: list[list[str]]) -> LearnReques
     The accumulators are reset by every learn call, including one that stores nothing because the
     events hold fewer than 2 symbols (engine.md §13 `learn`, README decision 11).
     """
-    request = make_learn_request(events, state.emotives, state.metadata)
+    request = make_learn_request(events, state.emotives, state.metadata, state.vectors)
     _reset_accumulators(state)
     return request
 
@@ -168,15 +180,25 @@ def _enforce_limits(state: SessionState) -> None:
         state.emotives = state.emotives[-MAX_ACCUMULATOR:]
     if len(state.metadata) > MAX_ACCUMULATOR:
         state.metadata = state.metadata[-MAX_ACCUMULATOR:]
+    if len(state.vectors) > MAX_ACCUMULATOR:
+        state.vectors = state.vectors[-MAX_ACCUMULATOR:]
 
 
 def _observe_in_place(
-    state: SessionState, obs: Observation, cfg: StmConfig, expected_dim: int | None
+    state: SessionState, obs: Observation, cfg: StmConfig, expected_dim: int | None,
+    vector_memory=None, learned_vectors: list = (),
 ) -> ObserveOutcome:
     """Run the [REF] observe pipeline on `state`, mutating it; the outcome shares that state."""
     # Validate and build the event before touching the state, so a bad observation changes nothing.
     dim = vector_dimension(obs.vectors, expected_dim)
-    event = build_event(obs.strings, obs.vectors, cfg.sort_symbols)
+    own, neighbours, summed = None, [], None
+    if obs.vectors:
+        summed = summed_vector(obs.vectors)
+        own = vector_name(summed)
+        if vector_memory is not None:
+            # kato-3.10.md decision 17: the nearest learned vectors of the same dimension.
+            neighbours = vector_memory.nearest(summed, NEIGHBOURS, extra=learned_vectors)
+    event = build_event(obs.strings, obs.vectors, cfg.sort_symbols, neighbours, own)
 
     state.time += 1
     # [REF]: accumulate before the event and before auto-learn, so the learned pattern includes them.
@@ -184,6 +206,8 @@ def _observe_in_place(
         state.emotives.append(dict(obs.emotives))
     if obs.metadata:
         state.metadata.append(copy.deepcopy(obs.metadata))
+    if own is not None and all(pending[0] != own for pending in state.vectors):
+        state.vectors.append([own, summed.tolist()])
     state.percept = {
         "strings": sorted(obs.strings),  # api.md §6.11: always sorted, whatever sort_symbols says
         "vectors": [[float(x) for x in vector] for vector in obs.vectors],
@@ -222,7 +246,7 @@ def _observe_in_place(
 
 def observe(
     state: SessionState, obs: Observation, cfg: StmConfig, expected_dim: int | None = None,
-    in_place: bool = False,
+    in_place: bool = False, vector_memory=None,
 ) -> ObserveOutcome:
     """Process one observation on a copy of `state` ([REF] order, engine.md §2.5, §3, §13).
 
@@ -230,10 +254,12 @@ def observe(
     state just decoded from the database); copying a long STM on every observe is O(length).
 
     `expected_dim` is the node's locked vector dimension, if any; a mismatch raises
-    VectorDimensionError. `outcome.vector_dimension` reports this observation's dimension so the
-    caller can lock a node on its first vector.
+    VectorDimensionError. `outcome.vector_dimension` reports this observation's dimension.
+
+    `vector_memory` (e.g. a VectorSet: `nearest(vector, k, extra=…)` → names) supplies the
+    learned neighbours of an observed vector; without it an event holds only its own name.
     """
-    return _observe_in_place(state if in_place else state.copy(), obs, cfg, expected_dim)
+    return _observe_in_place(state if in_place else state.copy(), obs, cfg, expected_dim, vector_memory)
 
 
 def learn(state: SessionState) -> tuple[SessionState, LearnRequest | None]:
@@ -253,7 +279,7 @@ def clear_stm(state: SessionState) -> SessionState:
 
     Nothing of `state` survives a clear; it is taken only to keep the call shape uniform.
     """
-    return SessionState(stm=[], emotives=[], metadata=[], time=0, percept={})
+    return SessionState(stm=[], emotives=[], metadata=[], time=0, percept={}, vectors=[])
 
 
 def _default_sequence_id() -> str:
@@ -270,14 +296,16 @@ def observe_sequence(
     clear_stm_between: bool = False,
     id_factory: Callable[[], str] = _default_sequence_id,
     expected_dim: int | None = None,
+    vector_memory=None,
 ) -> SequenceOutcome:
     """Process a batch of observations with the api.md §7.3.2 options on a copy of `state`.
 
     `auto_learned_patterns` follows api.md §6.4: per item first the learn_after_each name (even "")
     and then the item's auto-learn name (if any); finally the learn_at_end name. `learned` holds
     the LearnRequests in execution order (an item's auto-learn runs before its learn_after_each).
-    The first vector seen locks `expected_dim` for the later items, as a node's first vector does.
-    A VectorDimensionError carries the failing item's `observation_index`.
+    Items may have vectors of different dimensions (kato-3.10.md decision 17); a non-None
+    `expected_dim` is checked for every item. Vectors learned by earlier items count as learned
+    neighbours for later ones. A VectorDimensionError carries the failing item's `observation_index`.
     """
     current = state.copy()
     initial_stm_length = len(current.stm)
@@ -305,12 +333,13 @@ def observe_sequence(
     for index, obs in enumerate(observations):
         if clear_stm_between and index > 0:
             current.stm = []  # only the STM: accumulators and time carry on (api.md §6.3)
+        learned_vectors = [pair for request in learned for pair in request.vectors]
         try:
-            outcome = _observe_in_place(current, obs, cfg, dim)
+            outcome = _observe_in_place(current, obs, cfg, expected_dim, vector_memory, learned_vectors)
         except VectorDimensionError as error:
             error.observation_index = index
             raise
-        if dim is None:
+        if outcome.vector_dimension is not None:
             dim = outcome.vector_dimension
         learns_before_prediction = len(learned)
         learned.extend(outcome.learned)

@@ -53,7 +53,7 @@ def password_matches(ctx: Context, candidate: str) -> bool:
 
 @dataclass(frozen=True)
 class SettingInfo:
-    kind: str  # int, float, bool, choice or list
+    kind: str  # int, float, bool, choice, list or text (empty = none)
     allowed: str
     help: str
     choices: tuple[str, ...] = ()
@@ -77,12 +77,20 @@ SETTING_INFO: dict[str, SettingInfo] = {
         "bool", "true / false", "Compute predictions at observe time (what cognition data reports)."),
     "use_token_matching": SettingInfo(
         "bool", "true / false", "Match whole symbols (true) or characters of the joined symbols (false)."),
+    "fuzzy_token_threshold": SettingInfo(
+        "float", "0.0 – 1.0",
+        "Pair an observed symbol with a similar pattern symbol at least this close (reported as an "
+        "anomaly, counted as a match); 0.0 = off."),
+    "affinity_emotive": SettingInfo(
+        "text", "an emotive name, or empty for off",
+        "Weigh matches by the symbols' learned affinity for this emotive (the weighted_* metrics, "
+        "and potential uses them)."),
     "stm_mode": SettingInfo(
         "choice", "CLEAR, ROLLING",
         "After an auto-learn: CLEAR empties the STM, ROLLING keeps its last max_pattern_length − 1 events.",
         session_config.STM_MODES),
     "rank_sort_algo": SettingInfo(
-        "choice", "one of 16 metrics", "The prediction field that ranks predictions, highest first.",
+        "choice", "one of 20 metrics", "The prediction field that ranks predictions, highest first.",
         session_config.RANK_SORT_ALGOS),
     "filter_pipeline": SettingInfo(
         "list", ", ".join(session_config.FILTER_STAGES),
@@ -138,11 +146,15 @@ def parse_form_value(key: str, raw: str):
         return {"true": True, "false": False}.get(text.lower(), text)
     if kind == "list":
         return [part.strip() for part in text.split(",") if part.strip()]
+    if kind == "text":
+        return text or None
     return text
 
 
 def format_value(value) -> str:
     """Render a setting's value the way the form takes it back."""
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
@@ -152,6 +164,8 @@ def format_value(value) -> str:
 
 def display_value(value) -> str:
     """Render a setting's value for reading: lists as JSON, so an empty one shows as []."""
+    if value is None:
+        return "(off)"
     if isinstance(value, (list, tuple)):
         return json.dumps(list(value))
     return format_value(value)
@@ -343,8 +357,10 @@ def nodes_overview(ctx: Context) -> list[dict]:
         nodes = repo.list_nodes(conn)
         patterns = repo.pattern_counts_by_node(conn)
         sessions = repo.live_session_counts_by_node(conn, ctx.clock())
+        vectors = repo.count_vectors_by_node(conn)
     return [{"kb_id": n["kb_id"], "patterns": patterns.get(n["kb_id"], 0), "symbols": n["symbol_count"],
-             "sessions": sessions.get(n["kb_id"], 0), "vector_dim": n["vector_dim"],
+             "sessions": sessions.get(n["kb_id"], 0), "vectors": vectors.get(n["kb_id"], 0),
+             "finalized": bool(n["finalized"]),
              "generation": n["generation"], "created_at": iso_z(n["created_at"])} for n in nodes]
 
 
@@ -379,17 +395,31 @@ def node_patterns(ctx: Context, kb_id: str, symbol: str | None = None, prefix: s
         page = min(page, pages)
         rows = repo.search_patterns(conn, kb_id, name_prefix, symbol, limit=per_page,
                                     offset=(page - 1) * per_page)
+        symbol_rows = _symbol_rows(conn, kb_id, [symbol]) if symbol else []
     return {"kb_id": kb_id, "rows": [_pattern_item(kb_id, r) for r in rows], "total": total,
-            "page": page, "pages": pages, "symbol": symbol or "", "prefix": prefix or ""}
+            "page": page, "pages": pages, "symbol": symbol or "", "prefix": prefix or "",
+            "symbol_rows": symbol_rows}
+
+
+def _symbol_rows(conn, kb_id: str, symbols: list[str]) -> list[dict]:
+    """Return each symbol's frequency, pattern-member frequency and affinity sums (kato-3.10.md §1.4c)."""
+    stats = repo.symbols_by_name(conn, kb_id, symbols)
+    affinity = repo.symbol_affinities(conn, kb_id, symbols=symbols)
+    return [{"symbol": symbol, "frequency": stats.get(symbol, (0, 0))[0],
+             "pattern_member_frequency": stats.get(symbol, (0, 0))[1], "affinity": affinity.get(symbol, {})}
+            for symbol in symbols]
 
 
 def pattern_detail(ctx: Context, kb_id: str, name: str) -> dict | None:
     """Return one pattern with its emotive averages, or None if there is none."""
     with ctx.db.transaction(write=False) as conn:
         row = repo.get_pattern(conn, kb_id, strip_prefix(name))
-    if row is None:
-        return None
+        if row is None:
+            return None
+        symbols = sorted({symbol for event in row["events"] for symbol in event})
+        symbol_rows = _symbol_rows(conn, kb_id, symbols)
     item = _pattern_item(kb_id, row)
+    item["symbols"] = symbol_rows
     window = item["emotives"]
     keys = sorted({k for snapshot in window for k in snapshot})
     item["emotive_keys"] = keys
@@ -430,6 +460,8 @@ def explain(prediction: dict) -> dict:
     return {"name": prediction["name"], "past": prediction["past"], "present": present,
             "extras": prediction["extras"], "future": prediction["future"],
             "matches": prediction["matches"], "missing": prediction["missing"],
+            # Fuzzy pairs (kato-3.10.md §1.4b): observed symbol, expected symbol, similarity.
+            "anomalies": prediction.get("anomalies") or [],
             "metrics": {key: prediction[key] for key in
                         ("similarity", "evidence", "confidence", "snr", "potential", "frequency",
                          "fragmentation")}}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from kato_web.config import VERSION
+from kato_web.config import KATO_API_VERSION, VERSION
 from kato_web.services import readiness as checks
 from kato_web.services.context import Context
 from kato_web.services.sessions import iso_offset
@@ -62,5 +62,5 @@ def status(ctx: Context) -> dict:
                        "eviction_ttl_seconds": ctx.config.session_ttl,
                        "processors": [{"processor_id": n["kb_id"], "created_at": iso_offset(n["created_at"])}
                                       for n in nodes[:100]]},
-        "version": VERSION,
+        "version": VERSION, "kato_api_version": KATO_API_VERSION,
     }

@@ -17,13 +17,14 @@ import contextlib
 import gc
 import json
 import threading
-from collections import OrderedDict
+from collections import ChainMap, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from kato_web.engine import index as engine_index
 from kato_web.engine.index import PatternIndex
 from kato_web.engine.types import SymbolStats
+from kato_web.engine.vectors import VectorSet
 from kato_web.services import monitoring
 from kato_web.services.context import Context
 from kato_web.store import repositories as repo
@@ -48,6 +49,11 @@ class NodeKnowledge:
     n_symbols: int = 0
     total_unique_patterns: int = 0
     total_pattern_frequencies: int = 0
+    # kato-3.10.md (decisions 15 and 19): f(σ), the affinity sums and the finalized flag; the
+    # engine reads them from the SymbolStats that stats() hands to every prediction.
+    frequency: dict = field(default_factory=dict)
+    affinity: dict = field(default_factory=dict)
+    finalized: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
     footprint: int = 0  # estimated bytes held (see _footprint), updated after each refresh
 
@@ -64,7 +70,16 @@ class NodeKnowledge:
     def stats(self) -> SymbolStats:
         return SymbolStats(pmf=self.index.pmf(), n_symbols=self.n_symbols,
                            total_unique_patterns=self.total_unique_patterns,
-                           total_pattern_frequencies=self.total_pattern_frequencies)
+                           total_pattern_frequencies=self.total_pattern_frequencies,
+                           frequency=self.frequency, affinity=self.affinity, finalized=self.finalized)
+
+    def apply_symbols(self, symbols: list[tuple], affinities: list[tuple]) -> None:
+        """Take changed symbol rows (symbol, pmf, frequency) and affinity rows (symbol, emotive, sum)."""
+        for symbol, pmf, freq in symbols:
+            self.index.set_pmf(symbol, int(pmf))
+            self.frequency[symbol] = int(freq)
+        for symbol, emotive, total in affinities:
+            self.affinity.setdefault(symbol, {})[emotive] = float(total)
 
 
 def _registry(ctx: Context) -> tuple[OrderedDict, threading.Lock]:
@@ -149,10 +164,11 @@ def _load_all(conn, knowledge: NodeKnowledge, upto: int) -> None:
     index = PatternIndex()
     with gcpause.paused():  # the decoded batches are acyclic; collections would only rescan them
         _stream_into(conn, knowledge.kb_id, upto, index)
-    for symbol, pmf, _freq in repo.symbols_changed_since(conn, knowledge.kb_id, -1, upto):
-        index.set_pmf(symbol, int(pmf))
-    index.build_postings()
     knowledge.index = index
+    knowledge.frequency, knowledge.affinity = {}, {}
+    knowledge.apply_symbols(repo.symbols_changed_since(conn, knowledge.kb_id, -1, upto),
+                            repo.affinity_changed_since(conn, knowledge.kb_id, -1, upto))
+    index.build_postings()
     if len(index) >= _FREEZE_AFTER:
         gc.collect()
         gc.freeze()
@@ -171,10 +187,12 @@ def _stream_into(conn, kb_id: str, upto: int, index: PatternIndex) -> None:
 def _apply_changes(conn, knowledge: NodeKnowledge, after: int, upto: int) -> bool:
     """Apply the rows changed in (after, upto] to the index; False if a reload is needed."""
     return _apply_rows(knowledge, after, repo.patterns_changed_since(conn, knowledge.kb_id, after, upto),
-                       repo.symbols_changed_since(conn, knowledge.kb_id, after, upto))
+                       repo.symbols_changed_since(conn, knowledge.kb_id, after, upto),
+                       repo.affinity_changed_since(conn, knowledge.kb_id, after, upto))
 
 
-def _apply_rows(knowledge: NodeKnowledge, after: int, patterns: list[dict], symbols: list[tuple]) -> bool:
+def _apply_rows(knowledge: NodeKnowledge, after: int, patterns: list[dict], symbols: list[tuple],
+                affinities: list[tuple] = ()) -> bool:
     """Apply changed pattern and symbol rows (updated after `after`) to the index; False if a
     reload is needed."""
     index = knowledge.index
@@ -190,8 +208,7 @@ def _apply_rows(knowledge: NodeKnowledge, after: int, patterns: list[dict], symb
     # so this makes results identical everywhere.
     index.add_many((row["name"], row["events"], row["frequency"], row["emotives"], row["created_seq"])
                    for row in sorted(created, key=lambda r: r["created_seq"]))
-    for symbol, pmf, _freq in symbols:
-        index.set_pmf(symbol, int(pmf))
+    knowledge.apply_symbols(symbols, affinities)
     return True
 
 
@@ -200,6 +217,7 @@ def _take_counters(knowledge: NodeKnowledge, node: dict) -> None:
     knowledge.n_symbols = int(node["symbol_count"])
     knowledge.total_unique_patterns = int(node["total_unique_patterns"])
     knowledge.total_pattern_frequencies = int(node["total_pattern_frequencies"])
+    knowledge.finalized = bool(node.get("finalized", False))
 
 
 def refresh(ctx: Context, knowledge: NodeKnowledge) -> None:
@@ -211,12 +229,12 @@ def refresh(ctx: Context, knowledge: NodeKnowledge) -> None:
     """
     if knowledge.generation >= 0:
         with ctx.db.statements(write=False) as conn:
-            node, patterns, symbols = repo.node_changes_since(conn, knowledge.kb_id, knowledge.seq)
+            node, patterns, symbols, affinities = repo.node_changes_since(conn, knowledge.kb_id, knowledge.seq)
         if node is not None and node["generation"] == knowledge.generation:
             if node["change_seq"] == knowledge.seq:
                 monitoring.knowledge_used("hit")
                 return
-            if _apply_rows(knowledge, knowledge.seq, patterns, symbols):
+            if _apply_rows(knowledge, knowledge.seq, patterns, symbols, affinities):
                 _take_counters(knowledge, node)
                 monitoring.knowledge_used("refresh", knowledge.kb_id, len(knowledge.index),
                                           len(knowledge.pmf))
@@ -227,6 +245,7 @@ def refresh(ctx: Context, knowledge: NodeKnowledge) -> None:
             knowledge.generation, knowledge.seq = -1, -1
             knowledge.index = PatternIndex()
             knowledge.n_symbols = knowledge.total_unique_patterns = knowledge.total_pattern_frequencies = 0
+            knowledge.frequency, knowledge.affinity, knowledge.finalized = {}, {}, False
             monitoring.knowledge_used("reload", knowledge.kb_id)
             return
         if node["generation"] == knowledge.generation and node["change_seq"] == knowledge.seq:
@@ -253,6 +272,7 @@ def as_seen_by(ctx: Context | None, conn, kb_id: str):
                         total_unique_patterns=int(node.get("total_unique_patterns", 0)),
                         total_pattern_frequencies=int(node.get("total_pattern_frequencies", 0)))
     upto = int(node.get("change_seq", 0))
+    finalized = bool(node.get("finalized", False))
     if ctx is not None:
         knowledge = node_knowledge(ctx, kb_id, node)
         with knowledge.lock:
@@ -263,15 +283,62 @@ def as_seen_by(ctx: Context | None, conn, kb_id: str):
                 with knowledge.index.provisional():
                     scratch = NodeKnowledge(kb_id, index=knowledge.index)
                     if _apply_changes(conn, scratch, knowledge.seq, upto):
+                        # The transaction's changed symbols over the copy's, without copying it.
+                        affinity = {symbol: {**knowledge.affinity.get(symbol, {}), **sums}
+                                    for symbol, sums in scratch.affinity.items()}
                         yield knowledge.index, SymbolStats(
                             knowledge.index.pmf(), stats.n_symbols, stats.total_unique_patterns,
-                            stats.total_pattern_frequencies)
+                            stats.total_pattern_frequencies,
+                            frequency=ChainMap(scratch.frequency, knowledge.frequency),
+                            affinity=ChainMap(affinity, knowledge.affinity), finalized=finalized)
                         return
     fresh = NodeKnowledge(kb_id)
     if upto >= 0:
         _load_all(conn, fresh, upto)
     yield fresh.index, SymbolStats(fresh.index.pmf(), stats.n_symbols, stats.total_unique_patterns,
-                                   stats.total_pattern_frequencies)
+                                   stats.total_pattern_frequencies, frequency=fresh.frequency,
+                                   affinity=fresh.affinity, finalized=finalized)
+
+
+@dataclass
+class NodeVectors:
+    """This worker's copy of a node's learned vectors (kato-3.10.md decision 17)."""
+
+    kb_id: str
+    generation: int = -1
+    seq: int = -1
+    vectors: VectorSet = field(default_factory=VectorSet)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def nearest(self, vector, k, extra=()):
+        """The engine's lookup (engine/stm.py): under the lock, as a refresh may be adding rows."""
+        with self.lock:
+            return self.vectors.nearest(vector, k, extra)
+
+
+def node_vectors(ctx: Context, conn, kb_id: str) -> NodeVectors:
+    """Return this worker's copy of the node's vectors, refreshed to what `conn` sees.
+
+    Like the pattern index, the copy follows the node's generation (clear-all) and change
+    sequence: vectors are only ever added, each with the sequence of the learn that stored it,
+    so a refresh reads just the rows learned since the copy's sequence.
+    """
+    nodes, registry_lock = _registry(ctx)
+    with registry_lock:
+        cache = ctx.local.setdefault("vectors", {})
+        copy = cache.get(kb_id)
+        if copy is None:
+            copy = cache[kb_id] = NodeVectors(kb_id)
+    node = repo.get_node(conn, kb_id)
+    generation, upto = (node["generation"], node["change_seq"]) if node else (-1, -1)
+    with copy.lock:
+        if copy.generation == generation and copy.seq >= upto:
+            return copy  # (ahead: another request refreshed it to learns committed since)
+        if copy.generation != generation:
+            copy.vectors, copy.seq = VectorSet(), -1
+        copy.vectors.add_bytes(repo.vectors_since(conn, kb_id, copy.seq, upto))
+        copy.generation, copy.seq = generation, upto
+    return copy
 
 
 def forget(ctx: Context, kb_id: str | None = None) -> int:
@@ -279,6 +346,11 @@ def forget(ctx: Context, kb_id: str | None = None) -> int:
     nodes, registry_lock = _registry(ctx)
     monitoring.knowledge_forgotten(kb_id)
     with registry_lock:
+        vectors = ctx.local.setdefault("vectors", {})
+        if kb_id is None:
+            vectors.clear()
+        else:
+            vectors.pop(kb_id, None)
         if kb_id is None:
             count = len(nodes)
             nodes.clear()
@@ -324,6 +396,10 @@ def invalidate(ctx: Context, session_id: str | None) -> dict:
 def _warm_up() -> None:
     try:
         engine_index.warm_up()
+        warm = VectorSet()  # the vector screening kernel (engine/vectors.py)
+        for k in range(16):
+            warm.add(str(k), [float(k), 0.0])
+        warm.nearest([0.5, 0.0])
     except Exception:  # pragma: no cover - a failed warm-up only means a slower first call
         pass
 

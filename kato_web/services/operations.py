@@ -6,10 +6,13 @@ so concurrent requests on one session never lose an event. Learning goes through
 """
 from __future__ import annotations
 
+import time
+
 from kato_web.engine import stm as stm_engine
+from kato_web.engine import vectors as vector_engine
 from kato_web.engine.observation import Observation, VectorDimensionError
-from kato_web.engine.pattern import LearnRequest, merge_metadata, push_emotive_window
-from kato_web.services import monitoring, predict
+from kato_web.engine.pattern import LearnRequest, merge_metadata, push_emotive_records
+from kato_web.services import knowledge, monitoring, predict
 from kato_web.services.context import Context
 from kato_web.services.session_config import effective_config
 from kato_web.services.sessions import open_session, open_session_with_defaults
@@ -33,13 +36,16 @@ def _owned_state(data: dict | None) -> stm_engine.SessionState:
     data = data or {}
     return stm_engine.SessionState(stm=data.get("stm") or [], emotives=data.get("emotives") or [],
                                    metadata=data.get("metadata") or [], time=int(data.get("time") or 0),
-                                   percept=data.get("percept") or {})
+                                   percept=data.get("percept") or {}, vectors=data.get("vectors") or [])
 
 
 def _state_row(state: stm_engine.SessionState) -> dict:
     """Return the JSON dict stored for `state` (no copy: it is serialised at once and dropped)."""
-    return {"stm": state.stm, "emotives": state.emotives, "metadata": state.metadata, "time": state.time,
-            "percept": state.percept}
+    row = {"stm": state.stm, "emotives": state.emotives, "metadata": state.metadata, "time": state.time,
+           "percept": state.percept}
+    if state.vectors:  # most sessions never observe a vector: their rows stay as they were
+        row["vectors"] = state.vectors
+    return row
 
 
 def _load(ctx: Context, conn, session_id: str):
@@ -49,31 +55,27 @@ def _load(ctx: Context, conn, session_id: str):
 
 
 def store_learn(ctx: Context, conn, kb_id: str, request: LearnRequest, persistence: int) -> dict:
-    """Record one learned pattern in the node's long-term memory (engine.md §4)."""
+    """Record one learned pattern in the node's long-term memory (engine.md §4).
+
+    kato-3.10.md: the raw emotive dicts join the pattern's window (decision 16), their mean is
+    added to every distinct symbol's affinity (§1.4c), and the session's pending vectors are
+    stored on the node (decision 17), all in the learn's transaction.
+    """
     monitoring.count("patterns_learned")
     return repo.learn_pattern(
         conn, kb_id, request.hash, request.events, request.length, request.symbol_counts,
-        emotives_window_fn=lambda old: push_emotive_window(old, request.emotives, persistence),
+        emotives_window_fn=lambda old: push_emotive_records(old, request.emotive_records, persistence),
         metadata_merge_fn=lambda old, _is_new: merge_metadata(old, request.metadata),
-        now=ctx.clock(),
+        now=ctx.clock(), affinity=request.affinity,
+        vectors=[(name, len(values), vector_engine.encode(values)) for name, values in request.vectors],
     )
 
 
-def _vector_dimension(ctx: Context, conn, row: dict, observations: list[Observation]) -> int | None:
-    """Return the node's locked vector dimension (None if it has none yet)."""
+def _vector_memory(ctx: Context, conn, kb_id: str, observations: list[Observation]):
+    """Return the node's learned vectors as this worker holds them (None: no vector observed)."""
     if not any(o.vectors for o in observations):
         return None
-    node = repo.get_node(conn, row["kb_id"])
-    return node["vector_dim"] if node else None
-
-
-def _lock_dimension(ctx: Context, conn, kb_id: str, dim: int | None, expected: int | None) -> None:
-    if dim is None or expected is not None:
-        return
-    locked = repo.claim_vector_dimension(conn, kb_id, dim, ctx.clock())
-    if locked != dim:  # another session locked a different dimension first
-        raise VectorDimensionError(f"Vector dimension {dim} does not match this node's dimension {locked}",
-                                   expected_dimension=locked, actual_dimension=dim)
+    return knowledge.node_vectors(ctx, conn, kb_id)
 
 
 def _dimension_error(err: VectorDimensionError) -> ApiError:
@@ -104,11 +106,10 @@ def _prediction_fields(ctx: Context, kb_id: str, prediction_stm, config: dict, l
 def observe(ctx: Context, session_id: str, obs: Observation) -> dict:
     with ctx.db.transaction() as conn:
         row, config, state = _load(ctx, conn, session_id)
-        expected = _vector_dimension(ctx, conn, row, [obs])
+        memory = _vector_memory(ctx, conn, row["kb_id"], [obs])
         try:
             # The state was decoded for this request alone; an error discards it with the transaction.
-            outcome = stm_engine.observe(state, obs, _stm_config(config), expected_dim=expected, in_place=True)
-            _lock_dimension(ctx, conn, row["kb_id"], outcome.vector_dimension, expected)
+            outcome = stm_engine.observe(state, obs, _stm_config(config), in_place=True, vector_memory=memory)
         except VectorDimensionError as err:
             raise _dimension_error(err) from None
         values = {"state": _state_row(outcome.state)}
@@ -128,12 +129,11 @@ def observe_sequence(ctx: Context, session_id: str, observations: list[Observati
                      learn_after_each: bool, learn_at_end: bool, clear_stm_between: bool) -> dict:
     with ctx.db.transaction() as conn:
         row, config, state = _load(ctx, conn, session_id)
-        expected = _vector_dimension(ctx, conn, row, observations)
+        memory = _vector_memory(ctx, conn, row["kb_id"], observations)
         try:
             outcome = stm_engine.observe_sequence(
                 state, observations, _stm_config(config), learn_after_each=learn_after_each,
-                learn_at_end=learn_at_end, clear_stm_between=clear_stm_between, expected_dim=expected)
-            _lock_dimension(ctx, conn, row["kb_id"], outcome.vector_dimension, expected)
+                learn_at_end=learn_at_end, clear_stm_between=clear_stm_between, vector_memory=memory)
         except VectorDimensionError as err:
             raise _dimension_error(err) from None
         if observations:
@@ -200,6 +200,23 @@ def clear_all(ctx: Context, session_id: str) -> dict:
         state = stm_engine.clear_stm(stm_engine.SessionState.from_dict(row["state"]))
         repo.update_session(conn, session_id, state=state.to_dict(), prediction_input=None, predictions=[])
     return {"status": "cleared", "session_id": session_id, "scope": "all"}
+
+
+def finalize_training(ctx: Context, session_id: str) -> dict:
+    """Mark the session's node finalized (kato-3.10.md §1.1, decision 15).
+
+    Nothing is precomputed: on a finalized node the whole-pattern entropies are computed live
+    at prediction time, so they stay right after later learns. The answer has KATO's six keys
+    with the node's real pattern count and this call's elapsed time.
+    """
+    started = time.perf_counter()
+    with ctx.db.transaction() as conn:
+        row = open_session(ctx, conn, session_id)
+        count = repo.finalize_node(conn, row["kb_id"], ctx.clock())
+    elapsed = round((time.perf_counter() - started) * 1000.0, 2)
+    return {"status": "completed", "patterns_processed": count, "time_ms": elapsed,
+            "session_id": session_id, "node_id": row["node_id"],
+            "message": f"Computed Shannon entropy and TF vectors for {count} patterns in {elapsed}ms"}
 
 
 def percept_data(ctx: Context, session_id: str) -> dict:

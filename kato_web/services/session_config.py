@@ -1,4 +1,4 @@
-"""Session configuration: validation of overrides and the effective 22-key view (api.md §5).
+"""Session configuration: validation of overrides and the effective view (api.md §5, kato-3.10.md §1.3).
 
 Pure functions: no Flask, no SQL. A session stores overrides only; the effective
 value of a key is the override if set, else the server default.
@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 
 # The 22 session configuration keys, in the order KATO emits them (api.md §5.5),
-# with kato-web's defaults (spec/README.md decision 3: filter_pipeline is []).
+# with kato-web's defaults (spec/README.md decision 3: filter_pipeline is []), and KATO 3.10.1's
+# two optional keys at the places it emits them once set (kato-3.10.md §1.3; off by default).
 SESSION_DEFAULTS: dict = {
     "max_pattern_length": 0,
     "persistence": 5,
@@ -18,8 +19,10 @@ SESSION_DEFAULTS: dict = {
     "sort_symbols": True,
     "process_predictions": True,
     "use_token_matching": True,
+    "fuzzy_token_threshold": 0.0,
     "stm_mode": "CLEAR",
     "rank_sort_algo": "potential",
+    "affinity_emotive": None,
     "filter_pipeline": [],
     "length_min_ratio": 0.5,
     "length_max_ratio": 2.0,
@@ -35,12 +38,14 @@ SESSION_DEFAULTS: dict = {
 }
 
 CONFIG_KEYS: tuple[str, ...] = tuple(SESSION_DEFAULTS)
+# KATO 3.10.1's keys that the effective configuration shows only once set (kato-3.10.md §1.3).
+OPTIONAL_KEYS: frozenset[str] = frozenset({"fuzzy_token_threshold", "affinity_emotive"})
 
 RANK_SORT_ALGOS: tuple[str, ...] = (
     "potential", "similarity", "evidence", "confidence", "snr", "fragmentation", "frequency",
     "normalized_entropy", "global_normalized_entropy", "itfdf_similarity", "confluence",
     "predictive_information", "bayesian_posterior", "bayesian_prior", "bayesian_likelihood",
-    "tfidf_score",
+    "tfidf_score", "weighted_similarity", "weighted_evidence", "weighted_confidence", "weighted_snr",
 )
 INDEXER_TYPES: tuple[str, ...] = ("VI", "LSH", "ANNOY", "FAISS")
 FILTER_STAGES: tuple[str, ...] = ("minhash", "length", "jaccard", "bloom", "rapidfuzz")
@@ -88,6 +93,10 @@ def _stm_mode(v):
     return None if isinstance(v, str) else "Must be a string"
 
 
+def _emotive_name(v):
+    return None if isinstance(v, str) and v else "Must be a non-empty string (an emotive name) or null"
+
+
 def _filter_pipeline(v):
     if isinstance(v, list) and all(isinstance(x, str) and x in FILTER_STAGES for x in v):
         return None
@@ -105,6 +114,9 @@ CHECKS = {
     "sort_symbols": _bool,
     "process_predictions": _bool,
     "use_token_matching": _bool,
+    # kato-3.10.md §1.3: checked on create and, stricter than KATO, on update too (decision 20).
+    "fuzzy_token_threshold": _number_range(0.0, 1.0, "Must be a number between 0.0 and 1.0"),
+    "affinity_emotive": _emotive_name,
     "stm_mode": _stm_mode,
     "rank_sort_algo": _one_of(RANK_SORT_ALGOS, "Must be one of: " + ", ".join(RANK_SORT_ALGOS)),
     "filter_pipeline": _filter_pipeline,
@@ -186,11 +198,17 @@ def merge_overrides(current: dict, applied: dict) -> dict:
 
 
 def effective_config(overrides: dict, defaults: dict) -> dict:
-    """Return all 22 keys in KATO's order: override if set, else the server default."""
+    """Return the keys in KATO's order: override if set, else the server default.
+
+    The 22 keys of api.md §5.5 always; the optional ones (OPTIONAL_KEYS) only once set — by the
+    session, or by a server default other than "off" (kato-3.10.md §1.3).
+    """
     out = {}
     for key in CONFIG_KEYS:
         value = overrides.get(key)
         if value is None:
             value = defaults.get(key, SESSION_DEFAULTS[key])
+            if key in OPTIONAL_KEYS and (value is None or value == SESSION_DEFAULTS[key]):
+                continue
         out[key] = list(value) if isinstance(value, list) else value
     return out

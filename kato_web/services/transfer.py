@@ -1,14 +1,21 @@
 """Export one node's long-term memory to JSON Lines, and import it back exactly.
 
-The file (format version 1) is one JSON object per line, each with a `kind`:
+The file (format version 2) is one JSON object per line, each with a `kind`:
 
-    {"kind": "header", "format": "kato-web-node", "version": 1, "node": KB_ID,
-     "patterns": N, "symbols": M, "exported_at": UNIX_TIME}          line 1, exactly once
-    {"kind": "node", "vector_dim": …, "total_unique_patterns": …, "total_pattern_frequencies": …,
+    {"kind": "header", "format": "kato-web-node", "version": 2, "node": KB_ID,
+     "patterns": N, "symbols": M, "affinities": A, "vectors": V,
+     "exported_at": UNIX_TIME}                                       line 1, exactly once
+    {"kind": "node", "finalized": …, "total_unique_patterns": …, "total_pattern_frequencies": …,
      "total_symbols_in_patterns_frequencies": …, "symbol_count": …}  exactly once
     {"kind": "pattern", "name": SHA1, "events": [[…]], "length": …, "frequency": …,
      "emotives": [{…}], "metadata": {…}, "created_at": …}           N lines, in learn order
     {"kind": "symbol", "symbol": …, "frequency": …, "pattern_member_frequency": …}   M lines
+    {"kind": "affinity", "symbol": …, "emotive": …, "total": …}     A lines (kato-3.10.md §1.4c)
+    {"kind": "vector", "name": "VCTR|…", "dim": …, "components": [...]}  V lines (decision 17)
+
+A pattern's `emotives` are its raw per-observation dicts (kato-3.10.md decision 16). Version 1
+files (a node line with `vector_dim`, no affinity, vector or finalized state) are still read:
+the dimension lock they recorded no longer exists.
 
 Learn order matters (the engine's ensemble sums follow it), so pattern lines keep it and the
 import gives them increasing sequence numbers in file order. New per-node data is added as new
@@ -27,15 +34,21 @@ import math
 import time
 from typing import IO, Iterator
 
+import numpy as np
+
+from kato_web.engine.observation import VECTOR_PREFIX
 from kato_web.engine.pattern import pattern_hash
 from kato_web.store import repositories as repo
 
 FORMAT = "kato-web-node"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _BATCH = 2000
 
-NODE_FIELDS = ("vector_dim", "total_unique_patterns", "total_pattern_frequencies",
-               "total_symbols_in_patterns_frequencies", "symbol_count")
+COUNTERS = ("total_unique_patterns", "total_pattern_frequencies", "total_symbols_in_patterns_frequencies",
+            "symbol_count")
+NODE_FIELDS = ("finalized",) + COUNTERS
+NODE_FIELDS_V1 = ("vector_dim",) + COUNTERS
 
 
 class MalformedExport(ValueError):
@@ -67,10 +80,14 @@ def export_node(db, kb_id: str, out: IO[str]) -> dict:
             raise KeyError(kb_id)
         n_patterns = repo.count_patterns(conn, kb_id)
         n_symbols = sum(len(rows) for rows in repo.iter_symbols_for_export(conn, kb_id))
+        n_affinities = sum(len(rows) for rows in repo.iter_affinity_for_export(conn, kb_id))
+        n_vectors = sum(len(rows) for rows in repo.iter_vectors_for_export(conn, kb_id))
         header = {"kind": "header", "format": FORMAT, "version": VERSION, "node": kb_id,
-                  "patterns": n_patterns, "symbols": n_symbols, "exported_at": time.time()}
+                  "patterns": n_patterns, "symbols": n_symbols, "affinities": n_affinities,
+                  "vectors": n_vectors, "exported_at": time.time()}
         out.write(_dumps(header) + "\n")
-        out.write(_dumps({"kind": "node", **{f: node[f] for f in NODE_FIELDS}}) + "\n")
+        out.write(_dumps({"kind": "node", "finalized": bool(node["finalized"]),
+                          **{f: node[f] for f in COUNTERS}}) + "\n")
         for rows in repo.iter_patterns_for_export(conn, kb_id):
             out.write("".join(_dumps({
                 "kind": "pattern", "name": r["name"], "events": r["events"], "length": r["length"],
@@ -79,6 +96,14 @@ def export_node(db, kb_id: str, out: IO[str]) -> dict:
         for rows in repo.iter_symbols_for_export(conn, kb_id):
             out.write("".join(_dumps({"kind": "symbol", "symbol": s, "frequency": f,
                                       "pattern_member_frequency": m}) + "\n" for s, f, m in rows))
+        for rows in repo.iter_affinity_for_export(conn, kb_id):
+            out.write("".join(_dumps({"kind": "affinity", "symbol": s, "emotive": e, "total": t}) + "\n"
+                              for s, e, t in rows))
+        for rows in repo.iter_vectors_for_export(conn, kb_id):
+            # JSON floats round-trip float64 exactly (shortest repr).
+            out.write("".join(_dumps({"kind": "vector", "name": n, "dim": d,
+                                      "components": np.frombuffer(c, dtype=np.float64).tolist()}) + "\n"
+                              for n, d, c in rows))
     return header
 
 
@@ -134,13 +159,44 @@ def _symbol(obj: dict, line: int) -> tuple:
             _int(obj["pattern_member_frequency"], line, "pattern_member_frequency"))
 
 
-def _node(obj: dict, line: int) -> dict:
-    _fields(obj, line, "node", NODE_FIELDS)
-    if obj["vector_dim"] is not None:
-        _int(obj["vector_dim"], line, "vector_dim", 1)
-    for field in NODE_FIELDS[1:]:
+def _node(obj: dict, line: int, version: int) -> dict:
+    if version == 1:
+        _fields(obj, line, "node", NODE_FIELDS_V1)
+        if obj["vector_dim"] is not None:
+            _int(obj["vector_dim"], line, "vector_dim", 1)
+        finalized = False
+    else:
+        _fields(obj, line, "node", NODE_FIELDS)
+        if not isinstance(obj["finalized"], bool):
+            raise MalformedExport(line, "finalized must be true or false")
+        finalized = obj["finalized"]
+    for field in COUNTERS:
         _int(obj[field], line, field)
-    return {f: obj[f] for f in NODE_FIELDS}
+    return {"finalized": finalized, **{f: obj[f] for f in COUNTERS}}
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _affinity(obj: dict, line: int) -> tuple:
+    _fields(obj, line, "affinity", ("symbol", "emotive", "total"))
+    if not isinstance(obj["symbol"], str) or not isinstance(obj["emotive"], str):
+        raise MalformedExport(line, "symbol and emotive must be strings")
+    if not _number(obj["total"]):
+        raise MalformedExport(line, "total must be a number")
+    return (obj["symbol"], obj["emotive"], float(obj["total"]))
+
+
+def _vector(obj: dict, line: int) -> tuple:
+    _fields(obj, line, "vector", ("name", "dim", "components"))
+    name, components = obj["name"], obj["components"]
+    if not isinstance(name, str) or not name.startswith(VECTOR_PREFIX) or len(name) != len(VECTOR_PREFIX) + 40:
+        raise MalformedExport(line, "name must be a VCTR| name")
+    dim = _int(obj["dim"], line, "dim", 1)
+    if not isinstance(components, list) or len(components) != dim or not all(map(_number, components)):
+        raise MalformedExport(line, "components must be dim finite numbers")
+    return (name, dim, np.asarray(components, dtype=np.float64).tobytes())
 
 
 def _records(lines: Iterator[str]) -> Iterator[tuple[int, str, object]]:
@@ -158,18 +214,27 @@ def _records(lines: Iterator[str]) -> Iterator[tuple[int, str, object]]:
         if number == 1:
             if kind != "header" or obj.get("format") != FORMAT:
                 raise MalformedExport(1, f"not a {FORMAT} export (the first line must be its header)")
-            if obj.get("version") != VERSION:
-                raise MalformedExport(1, f"format version {obj.get('version')!r} is not {VERSION}")
+            version = obj.get("version")
+            if version not in READABLE_VERSIONS:
+                raise MalformedExport(1, f"format version {version!r} is not one of "
+                                         f"{', '.join(map(str, READABLE_VERSIONS))}")
             if not isinstance(obj.get("node"), str) or not obj["node"] or len(obj["node"]) > 64:
                 raise MalformedExport(1, "node must be a kb_id (1–64 characters)")
+            more = ({"affinities": _int(obj.get("affinities"), 1, "affinities"),
+                     "vectors": _int(obj.get("vectors"), 1, "vectors")} if version >= 2
+                    else {"affinities": 0, "vectors": 0})
             yield number, kind, {"node": obj["node"], "patterns": _int(obj.get("patterns"), 1, "patterns"),
-                                 "symbols": _int(obj.get("symbols"), 1, "symbols")}
+                                 "symbols": _int(obj.get("symbols"), 1, "symbols"), **more}
         elif kind == "pattern":
             yield number, kind, _pattern(obj, number)
         elif kind == "symbol":
             yield number, kind, _symbol(obj, number)
         elif kind == "node":
-            yield number, kind, _node(obj, number)
+            yield number, kind, _node(obj, number, version)
+        elif kind == "affinity" and version >= 2:
+            yield number, kind, _affinity(obj, number)
+        elif kind == "vector" and version >= 2:
+            yield number, kind, _vector(obj, number)
         elif kind == "header":
             raise MalformedExport(number, "a second header")
         else:
@@ -178,7 +243,7 @@ def _records(lines: Iterator[str]) -> Iterator[tuple[int, str, object]]:
 
 def check_file(path: str) -> dict:
     """Read the whole file and check it; return its header plus the node line."""
-    header, node, names, symbols = None, None, set(), set()
+    header, node, names, symbols, affinities, vectors = None, None, set(), set(), set(), set()
     patterns = last = 0
     with open(path, encoding="utf-8") as f:
         for number, kind, value in _records(f):
@@ -194,6 +259,14 @@ def check_file(path: str) -> dict:
                     raise MalformedExport(number, f"pattern {value['name']} appears twice")
                 names.add(value["name"])
                 patterns += 1
+            elif kind == "affinity":
+                if value[:2] in affinities:
+                    raise MalformedExport(number, f"affinity {value[0]!r}/{value[1]!r} appears twice")
+                affinities.add(value[:2])
+            elif kind == "vector":
+                if value[0] in vectors:
+                    raise MalformedExport(number, f"vector {value[0]} appears twice")
+                vectors.add(value[0])
             else:
                 if value[0] in symbols:
                     raise MalformedExport(number, f"symbol {value[0]!r} appears twice")
@@ -202,6 +275,10 @@ def check_file(path: str) -> dict:
         raise MalformedExport(1, "empty file")
     if node is None:
         raise MalformedExport(last + 1, "the node line is missing")
+    if (len(affinities), len(vectors)) != (header["affinities"], header["vectors"]):
+        raise MalformedExport(last + 1, f"the header announces {header['affinities']} affinities and "
+                                     f"{header['vectors']} vectors, the file holds {len(affinities)} and "
+                                     f"{len(vectors)} (truncated?)")
     if patterns != header["patterns"] or len(symbols) != header["symbols"]:
         raise MalformedExport(last + 1, f"the header announces {header['patterns']} patterns and "
                                      f"{header['symbols']} symbols, the file holds {patterns} and "
@@ -219,6 +296,8 @@ def import_file(db, path: str, kb_id: str | None = None, now: float | None = Non
         seq = repo.replace_node_content(conn, kb_id, checked["node_counters"], now)
         pending: list[dict] = []
         symbols: list[tuple] = []
+        affinities: list[tuple] = []
+        vectors: list[tuple] = []
         with open(path, encoding="utf-8") as f:
             for _number, kind, value in _records(f):
                 if kind == "pattern":
@@ -232,8 +311,17 @@ def import_file(db, path: str, kb_id: str | None = None, now: float | None = Non
                     if len(symbols) >= _BATCH * 5:
                         repo.insert_imported_symbols(conn, kb_id, symbols, seq)
                         symbols = []
+                elif kind == "affinity":
+                    affinities.append(value)
+                elif kind == "vector":
+                    vectors.append(value)
+                    if len(vectors) >= _BATCH:
+                        repo.insert_imported_vectors(conn, kb_id, vectors, seq + 1)
+                        vectors = []
         repo.insert_imported_patterns(conn, kb_id, pending)
         seq += 1
         repo.insert_imported_symbols(conn, kb_id, symbols, seq)
+        repo.insert_imported_affinities(conn, kb_id, affinities, seq)
+        repo.insert_imported_vectors(conn, kb_id, vectors, seq)
         repo.set_change_seq(conn, kb_id, seq)
     return {"node": kb_id, "patterns": checked["patterns"], "symbols": checked["symbols"]}

@@ -5,7 +5,8 @@ stored as float Unix epochs so SQLite and PostgreSQL behave the same.
 """
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy import (JSON, BigInteger, Boolean, Float, Index, Integer, LargeBinary, String, Text,
+                        false)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -24,7 +25,9 @@ class Node(Base):
     change_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     # Bumped by clear-all only: a cache built for an older generation is discarded.
     generation: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    vector_dim: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # finalize-training was called since the last clear-all (kato-3.10.md decision 15): the
+    # entropy metrics then use whole patterns, computed live.
+    finalized: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     total_unique_patterns: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     total_pattern_frequencies: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     total_symbols_in_patterns_frequencies: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
@@ -41,6 +44,8 @@ class Pattern(Base):
     events: Mapped[list] = mapped_column(JSON, nullable=False)
     length: Mapped[int] = mapped_column(Integer, nullable=False)
     frequency: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
+    # The raw emotive dicts of the observations learned into it, oldest first, at most the
+    # learning session's persistence of them (kato-3.10.md decision 16).
     emotives: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
     pattern_metadata: Mapped[dict] = mapped_column("metadata", JSON, nullable=False, default=dict)
     created_at: Mapped[float] = mapped_column(Float, nullable=False)
@@ -62,6 +67,41 @@ class Symbol(Base):
     updated_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
     __table_args__ = (Index("ix_symbols_kb_updated_seq", "kb_id", "updated_seq"),)
+
+
+class SymbolAffinity(Base):
+    """Per-node running sum of one emotive over the learns containing a symbol (kato-3.10.md §1.4c).
+
+    One row per (symbol, emotive), so a learn adds with an atomic upsert (total = total + x).
+    """
+
+    __tablename__ = "symbol_affinity"
+
+    kb_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    emotive: Mapped[str] = mapped_column(Text, primary_key=True)
+    total: Mapped[float] = mapped_column(Float, nullable=False)
+    updated_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (Index("ix_symbol_affinity_kb_updated_seq", "kb_id", "updated_seq"),)
+
+
+class Vector(Base):
+    """A learned vector of one node, by its VCTR| name (kato-3.10.md decision 17).
+
+    `components` are the float64 values in native byte order (little-endian on every platform
+    kato-web supports): loading a hundred thousand of them is one frombuffer per row.
+    """
+
+    __tablename__ = "vectors"
+
+    kb_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # VCTR|<sha1>
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    components: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (Index("ix_vectors_kb_created_seq", "kb_id", "created_seq"),)
 
 
 class Session(Base):

@@ -13,13 +13,15 @@ from sqlalchemy import (BigInteger, Float, Integer, Text, bindparam, case, cast,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from .models import Maintenance, Node, Pattern, Session, Setting, Symbol
+from .models import Maintenance, Node, Pattern, Session, Setting, Symbol, SymbolAffinity, Vector
 
 nodes_t = Node.__table__
 patterns_t = Pattern.__table__
 symbols_t = Symbol.__table__
 sessions_t = Session.__table__
 settings_t = Setting.__table__
+affinity_t = SymbolAffinity.__table__
+vectors_t = Vector.__table__
 maintenance_t = Maintenance.__table__
 
 # SQLite caps bound parameters per statement; stay well below it.
@@ -39,9 +41,9 @@ ON CONFLICT (kb_id, name) DO UPDATE SET frequency = patterns.frequency + 1,
 RETURNING frequency, emotives, metadata"""
 
 _ENSURE_NODE = """
-INSERT INTO nodes (kb_id, created_at, change_seq, generation, vector_dim, total_unique_patterns,
+INSERT INTO nodes (kb_id, created_at, change_seq, generation, finalized, total_unique_patterns,
                    total_pattern_frequencies, total_symbols_in_patterns_frequencies, symbol_count)
-VALUES (:kb_id, :now, 0, 0, NULL, 0, 0, 0, 0)
+VALUES (:kb_id, :now, 0, 0, false, 0, 0, 0, 0)
 ON CONFLICT (kb_id) DO NOTHING"""
 
 _SYMBOLS_UPSERT = """
@@ -52,6 +54,21 @@ ON CONFLICT (kb_id, symbol) DO UPDATE SET
     pattern_member_frequency = symbols.pattern_member_frequency + excluded.pattern_member_frequency,
     updated_seq = excluded.updated_seq
 RETURNING symbol, frequency"""
+
+# Affinity sums (kato-3.10.md §1.4c): an atomic add per (symbol, emotive), exact whatever the
+# concurrency (learns on a node are serialised by its row lock anyway).
+_AFFINITY_UPSERT = """
+INSERT INTO symbol_affinity (kb_id, symbol, emotive, total, updated_seq)
+VALUES {rows}
+ON CONFLICT (kb_id, symbol, emotive) DO UPDATE SET
+    total = symbol_affinity.total + excluded.total,
+    updated_seq = excluded.updated_seq"""
+
+# A vector is named by its content (VCTR|sha1), so a second learn of it stores nothing new.
+_VECTOR_INSERT = """
+INSERT INTO vectors (kb_id, name, dim, components, created_seq)
+VALUES (:v_kb_id, :v_name, :v_dim, :v_components, :v_seq)
+ON CONFLICT (kb_id, name) DO NOTHING"""
 
 # Statements on the hot path are built once (with bound parameters) and reused:
 # building a Core statement and its cache key costs more CPU than running it
@@ -294,12 +311,15 @@ def lock_node_for_change(conn: Connection, kb_id: str, now: float) -> dict:
     return dict(row)
 
 
-def claim_vector_dimension(conn: Connection, kb_id: str, dim: int, now: float) -> int:
-    """Lock in `dim` as the node's vector dimension if it has none; return the node's dimension."""
-    ensure_node(conn, kb_id, now)
-    conn.execute(update(nodes_t).where(nodes_t.c.kb_id == kb_id, nodes_t.c.vector_dim.is_(None))
-                 .values(vector_dim=dim))
-    return conn.execute(select(nodes_t.c.vector_dim).where(nodes_t.c.kb_id == kb_id)).scalar_one()
+def finalize_node(conn: Connection, kb_id: str, now: float) -> int:
+    """Mark the node finalized (kato-3.10.md decision 15); return its patterns with ≥ 1 symbol.
+
+    The change sequence is bumped with it, so every worker's copy sees the flag on its next use.
+    """
+    lock_node_for_change(conn, kb_id, now)
+    conn.execute(update(nodes_t).where(nodes_t.c.kb_id == kb_id).values(finalized=True))
+    return conn.execute(select(func.count()).select_from(patterns_t)
+                        .where(patterns_t.c.kb_id == kb_id, patterns_t.c.length >= 1)).scalar_one()
 
 
 def list_nodes(conn: Connection) -> list[dict]:
@@ -329,13 +349,16 @@ def delete_setting(conn: Connection, key: str) -> None:
 
 def learn_pattern(conn: Connection, kb_id: str, name: str, events: list, length: int,
                   symbol_counts: dict[str, int], emotives_window_fn, metadata_merge_fn,
-                  now: float) -> dict:
+                  now: float, affinity: dict[str, float] | None = None,
+                  vectors: list[tuple[str, int, bytes]] = ()) -> dict:
     """Record one learn of a pattern atomically; return {'frequency', 'is_new', 'seq'}.
 
     The node row is locked first (its change sequence is bumped), so learns on one
     node are serialised and no two transactions lock symbol rows in opposite orders.
     `emotives_window_fn(old_window)` and `metadata_merge_fn(old_metadata, is_new)`
-    compute the new JSON values while the pattern row is locked.
+    compute the new JSON values while the pattern row is locked. `affinity` (emotive →
+    value) is added to every distinct symbol of the pattern; `vectors` ((name, dimension,
+    float64 bytes)) are stored unless the node has them already.
     """
     node = lock_node_for_change(conn, kb_id, now)
     seq = node["change_seq"]
@@ -365,6 +388,12 @@ def learn_pattern(conn: Connection, kb_id: str, name: str, events: list, length:
         # A row is new iff its frequency equals what this learn added (older rows are larger).
         new_symbols += sum(1 for sym, freq in rows if freq == counts[sym])
 
+    if affinity:
+        _add_affinity(conn, kb_id, [sym for sym, _count in items], affinity, seq)
+    for vector_name, dim, components in vectors:
+        conn.execute(_statement(("learn_vector",), _vector_insert), {
+            "v_kb_id": kb_id, "v_name": vector_name, "v_dim": dim, "v_components": components, "v_seq": seq})
+
     conn.execute(update(nodes_t).where(nodes_t.c.kb_id == kb_id).values(
         total_unique_patterns=nodes_t.c.total_unique_patterns + (1 if is_new else 0),
         total_pattern_frequencies=nodes_t.c.total_pattern_frequencies + (1 if is_new else 0),
@@ -372,6 +401,30 @@ def learn_pattern(conn: Connection, kb_id: str, name: str, events: list, length:
         symbol_count=nodes_t.c.symbol_count + new_symbols,
     ))
     return {"frequency": frequency, "is_new": is_new, "seq": seq}
+
+
+def _add_affinity(conn: Connection, kb_id: str, symbols: list[str], affinity: dict[str, float],
+                  seq: int) -> None:
+    """Add `affinity` to each of `symbols` (sorted: rows are locked in one order everywhere)."""
+    emotives = sorted(affinity.items())
+    pairs = [(sym, key, value) for sym in symbols for key, value in emotives]
+    per_statement = _ROWS_PER_STATEMENT // 3
+    for start in range(0, len(pairs), per_statement):
+        chunk = pairs[start:start + per_statement]
+        params = {"a_kb_id": kb_id, "a_seq": seq}
+        for k, (sym, key, value) in enumerate(chunk):
+            params[f"s{k}"], params[f"e{k}"], params[f"v{k}"] = sym, key, float(value)
+        conn.execute(_statement(("learn_affinity", len(chunk)), lambda: _affinity_upsert(len(chunk))), params)
+
+
+def _affinity_upsert(n: int):
+    rows = ", ".join(f"(:a_kb_id, :s{k}, :e{k}, :v{k}, :a_seq)" for k in range(n))
+    return text(_AFFINITY_UPSERT.format(rows=rows)).bindparams(
+        *(bindparam(f"v{k}", type_=Float) for k in range(n)))
+
+
+def _vector_insert():
+    return text(_VECTOR_INSERT).bindparams(bindparam("v_components", type_=vectors_t.c.components.type))
 
 
 def _pattern_upsert():
@@ -392,8 +445,10 @@ def clear_node(conn: Connection, kb_id: str, now: float) -> None:
     lock_node_for_change(conn, kb_id, now)
     conn.execute(delete(patterns_t).where(patterns_t.c.kb_id == kb_id))
     conn.execute(delete(symbols_t).where(symbols_t.c.kb_id == kb_id))
+    conn.execute(delete(affinity_t).where(affinity_t.c.kb_id == kb_id))
+    conn.execute(delete(vectors_t).where(vectors_t.c.kb_id == kb_id))
     conn.execute(update(nodes_t).where(nodes_t.c.kb_id == kb_id).values(
-        generation=nodes_t.c.generation + 1, vector_dim=None,
+        generation=nodes_t.c.generation + 1, finalized=False,
         total_unique_patterns=0, total_pattern_frequencies=0,
         total_symbols_in_patterns_frequencies=0, symbol_count=0,
     ))
@@ -409,28 +464,31 @@ def get_pattern(conn: Connection, kb_id: str, name: str) -> dict | None:
 
 
 def node_changes_since(conn: Connection, kb_id: str, after_seq: int
-                       ) -> tuple[dict | None, list[dict], list[tuple]]:
-    """Return (node row, patterns changed, symbols changed) in one statement: one snapshot.
+                       ) -> tuple[dict | None, list[dict], list[tuple], list[tuple]]:
+    """Return (node row, patterns changed, symbols changed, affinities changed) in one statement.
 
     The changes are the rows whose updated_seq is in (after_seq, the node's change_seq], the
-    same as ``patterns_changed_since``/``symbols_changed_since`` up to that change_seq in a
-    snapshot transaction, in one round trip instead of a transaction's five or more. The node
-    row holds "change_seq", "generation", "symbol_count", "total_unique_patterns",
-    "total_pattern_frequencies" (None: no such node).
+    same as ``patterns_changed_since``/``symbols_changed_since``/``affinity_changed_since`` up
+    to that change_seq in a snapshot transaction, in one round trip instead of a transaction's
+    five or more. The node row holds "change_seq", "generation", "symbol_count",
+    "total_unique_patterns", "total_pattern_frequencies", "finalized" (None: no such node).
+    Symbols are (symbol, pattern-member frequency, frequency); affinities (symbol, emotive, sum).
     """
     rows = conn.execute(_statement(("node_changes",), _node_changes_statement),
                         {"kb_id": kb_id, "after": after_seq}).all()
-    node, patterns, symbols = None, [], []
-    for kind, a, b, c, d, e, name, events, emotives in rows:
+    node, patterns, symbols, affinities = None, [], [], []
+    for kind, a, b, c, d, e, g, name, name2, total, events, emotives in rows:
         if kind == 0:
             node = {"change_seq": a, "generation": b, "symbol_count": c, "total_unique_patterns": d,
-                    "total_pattern_frequencies": e}
+                    "total_pattern_frequencies": e, "finalized": bool(g)}
         elif kind == 1:
             patterns.append({"name": name, "events": events, "frequency": c, "emotives": emotives,
                              "length": d, "created_seq": a, "updated_seq": b})
-        else:
+        elif kind == 2:
             symbols.append((name, c, d))
-    return node, patterns, symbols
+        else:
+            affinities.append((name, name2, total))
+    return node, patterns, symbols, affinities
 
 
 def _node_changes_statement():
@@ -438,19 +496,26 @@ def _node_changes_statement():
     json_type = patterns_t.c.events.type
     upto = select(nodes_t.c.change_seq).where(nodes_t.c.kb_id == kb_id).scalar_subquery()
     no_int, no_text, no_json = cast(null(), BigInteger), cast(null(), Text), cast(null(), json_type)
+    no_float = cast(null(), Float)
     node = select(literal(0, Integer).label("kind"), nodes_t.c.change_seq.label("a"),
                   nodes_t.c.generation.label("b"), nodes_t.c.symbol_count.label("c"),
                   nodes_t.c.total_unique_patterns.label("d"),
-                  nodes_t.c.total_pattern_frequencies.label("e"), no_text.label("name"),
+                  nodes_t.c.total_pattern_frequencies.label("e"),
+                  cast(case((nodes_t.c.finalized, 1), else_=0), BigInteger).label("g"),
+                  no_text.label("name"), no_text.label("name2"), no_float.label("total"),
                   no_json.label("events"), no_json.label("emotives")).where(nodes_t.c.kb_id == kb_id)
     patterns = select(literal(1, Integer), patterns_t.c.created_seq, patterns_t.c.updated_seq,
-                      patterns_t.c.frequency, patterns_t.c.length, no_int, patterns_t.c.name,
-                      patterns_t.c.events, patterns_t.c.emotives).where(
+                      patterns_t.c.frequency, patterns_t.c.length, no_int, no_int, patterns_t.c.name,
+                      no_text, no_float, patterns_t.c.events, patterns_t.c.emotives).where(
         patterns_t.c.kb_id == kb_id, patterns_t.c.updated_seq > after, patterns_t.c.updated_seq <= upto)
     symbols = select(literal(2, Integer), no_int, no_int, symbols_t.c.pattern_member_frequency,
-                     symbols_t.c.frequency, no_int, symbols_t.c.symbol, no_json, no_json).where(
+                     symbols_t.c.frequency, no_int, no_int, symbols_t.c.symbol, no_text, no_float,
+                     no_json, no_json).where(
         symbols_t.c.kb_id == kb_id, symbols_t.c.updated_seq > after, symbols_t.c.updated_seq <= upto)
-    return union_all(node, patterns, symbols)
+    affinities = select(literal(3, Integer), no_int, no_int, no_int, no_int, no_int, no_int,
+                        affinity_t.c.symbol, affinity_t.c.emotive, affinity_t.c.total, no_json, no_json).where(
+        affinity_t.c.kb_id == kb_id, affinity_t.c.updated_seq > after, affinity_t.c.updated_seq <= upto)
+    return union_all(node, patterns, symbols, affinities)
 
 
 def patterns_changed_since(conn: Connection, kb_id: str, after_seq: int, upto_seq: int) -> list[dict]:
@@ -486,6 +551,71 @@ def symbols_changed_since(conn: Connection, kb_id: str, after_seq: int, upto_seq
         .where(symbols_t.c.kb_id == kb_id, symbols_t.c.updated_seq > after_seq,
                symbols_t.c.updated_seq <= upto_seq)
     )]
+
+
+def affinity_changed_since(conn: Connection, kb_id: str, after_seq: int, upto_seq: int) -> list[tuple]:
+    """Return (symbol, emotive, sum) of the affinity rows changed in (after_seq, upto_seq]."""
+    return [tuple(r) for r in conn.execute(
+        select(affinity_t.c.symbol, affinity_t.c.emotive, affinity_t.c.total)
+        .where(affinity_t.c.kb_id == kb_id, affinity_t.c.updated_seq > after_seq,
+               affinity_t.c.updated_seq <= upto_seq)
+        .order_by(affinity_t.c.symbol, affinity_t.c.emotive)
+    )]
+
+
+def symbol_stats(conn: Connection, kb_id: str) -> list[tuple]:
+    """Return (symbol, frequency, pattern-member frequency) of every symbol of the node, by symbol."""
+    return [tuple(r) for r in conn.execute(
+        select(symbols_t.c.symbol, symbols_t.c.frequency, symbols_t.c.pattern_member_frequency)
+        .where(symbols_t.c.kb_id == kb_id).order_by(symbols_t.c.symbol))]
+
+
+def symbols_by_name(conn: Connection, kb_id: str, symbols: list[str]) -> dict[str, tuple[int, int]]:
+    """Return {symbol: (frequency, pattern-member frequency)} of the given symbols the node has."""
+    out = {}
+    for start in range(0, len(symbols), _ROWS_PER_STATEMENT):
+        chunk = symbols[start:start + _ROWS_PER_STATEMENT]
+        for symbol, frequency, pmf in conn.execute(
+                select(symbols_t.c.symbol, symbols_t.c.frequency, symbols_t.c.pattern_member_frequency)
+                .where(symbols_t.c.kb_id == kb_id, symbols_t.c.symbol.in_(chunk))):
+            out[symbol] = (int(frequency), int(pmf))
+    return out
+
+
+def symbol_affinities(conn: Connection, kb_id: str, symbol: str | None = None,
+                      symbols: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Return {symbol: {emotive: sum}} of the node (or of one symbol, or of some), sorted."""
+    if symbols is not None:
+        out: dict[str, dict[str, float]] = {}
+        for start in range(0, len(symbols), _ROWS_PER_STATEMENT):
+            out.update(_affinities(conn, kb_id, affinity_t.c.symbol.in_(symbols[start:start + _ROWS_PER_STATEMENT])))
+        return dict(sorted(out.items()))
+    return _affinities(conn, kb_id, affinity_t.c.symbol == symbol if symbol is not None else None)
+
+
+def _affinities(conn: Connection, kb_id: str, condition) -> dict[str, dict[str, float]]:
+    stmt = (select(affinity_t.c.symbol, affinity_t.c.emotive, affinity_t.c.total)
+            .where(affinity_t.c.kb_id == kb_id).order_by(affinity_t.c.symbol, affinity_t.c.emotive))
+    if condition is not None:
+        stmt = stmt.where(condition)
+    out: dict[str, dict[str, float]] = {}
+    for sym, emotive, total in conn.execute(stmt):
+        out.setdefault(sym, {})[emotive] = float(total)
+    return out
+
+
+def vectors_since(conn: Connection, kb_id: str, after_seq: int, upto_seq: int) -> list[tuple]:
+    """Return (name, dim, components bytes) of the node's vectors learned in (after, upto], in learn order."""
+    return [tuple(r) for r in conn.execute(
+        select(vectors_t.c.name, vectors_t.c.dim, vectors_t.c.components)
+        .where(vectors_t.c.kb_id == kb_id, vectors_t.c.created_seq > after_seq,
+               vectors_t.c.created_seq <= upto_seq)
+        .order_by(vectors_t.c.created_seq, vectors_t.c.name))]
+
+
+def count_vectors_by_node(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(vectors_t.c.kb_id, func.count()).group_by(vectors_t.c.kb_id))
+    return {kb_id: int(count) for kb_id, count in rows}
 
 
 def count_patterns(conn: Connection, kb_id: str) -> int:
@@ -570,7 +700,7 @@ def replace_node_content(conn: Connection, kb_id: str, node: dict, now: float) -
     clear_node(conn, kb_id, now)
     row = lock_node_for_change(conn, kb_id, now)
     conn.execute(update(nodes_t).where(nodes_t.c.kb_id == kb_id).values(
-        vector_dim=node["vector_dim"], total_unique_patterns=node["total_unique_patterns"],
+        finalized=bool(node.get("finalized", False)), total_unique_patterns=node["total_unique_patterns"],
         total_pattern_frequencies=node["total_pattern_frequencies"],
         total_symbols_in_patterns_frequencies=node["total_symbols_in_patterns_frequencies"],
         symbol_count=node["symbol_count"]))
@@ -588,6 +718,51 @@ def insert_imported_symbols(conn: Connection, kb_id: str, rows: list[tuple], seq
         conn.execute(insert(symbols_t), [{"kb_id": kb_id, "symbol": s, "frequency": f,
                                           "pattern_member_frequency": m, "updated_seq": seq}
                                          for s, f, m in rows])
+
+
+def iter_affinity_for_export(conn: Connection, kb_id: str, batch: int = 10000):
+    """Yield the node's affinity rows (symbol, emotive, total) in (symbol, emotive) order."""
+    after = None
+    while True:
+        stmt = select(affinity_t.c.symbol, affinity_t.c.emotive, affinity_t.c.total).where(
+            affinity_t.c.kb_id == kb_id)
+        if after is not None:
+            stmt = stmt.where((affinity_t.c.symbol > after[0])
+                              | ((affinity_t.c.symbol == after[0]) & (affinity_t.c.emotive > after[1])))
+        rows = conn.execute(stmt.order_by(affinity_t.c.symbol, affinity_t.c.emotive).limit(batch)).all()
+        if not rows:
+            return
+        yield [(r[0], r[1], float(r[2])) for r in rows]
+        after = (rows[-1][0], rows[-1][1])
+
+
+def iter_vectors_for_export(conn: Connection, kb_id: str, batch: int = 2000):
+    """Yield the node's vector rows (name, dim, components bytes) in learn order, then name."""
+    after = None
+    while True:
+        stmt = select(vectors_t.c.name, vectors_t.c.dim, vectors_t.c.components, vectors_t.c.created_seq).where(
+            vectors_t.c.kb_id == kb_id)
+        if after is not None:
+            stmt = stmt.where((vectors_t.c.created_seq > after[0])
+                              | ((vectors_t.c.created_seq == after[0]) & (vectors_t.c.name > after[1])))
+        rows = conn.execute(stmt.order_by(vectors_t.c.created_seq, vectors_t.c.name).limit(batch)).all()
+        if not rows:
+            return
+        yield [(r[0], r[1], bytes(r[2])) for r in rows]
+        after = (rows[-1][3], rows[-1][0])
+
+
+def insert_imported_affinities(conn: Connection, kb_id: str, rows: list[tuple], seq: int) -> None:
+    if rows:
+        conn.execute(insert(affinity_t), [{"kb_id": kb_id, "symbol": s, "emotive": e, "total": t,
+                                           "updated_seq": seq} for s, e, t in rows])
+
+
+def insert_imported_vectors(conn: Connection, kb_id: str, rows: list[tuple], seq: int) -> None:
+    """Insert (name, dim, float64 bytes) rows, in order: the learn order the file kept."""
+    if rows:
+        conn.execute(insert(vectors_t), [{"kb_id": kb_id, "name": n, "dim": d, "components": c,
+                                          "created_seq": seq} for n, d, c in rows])
 
 
 def set_change_seq(conn: Connection, kb_id: str, seq: int) -> None:

@@ -46,6 +46,29 @@ def test_concurrent_learns_of_one_pattern_count_exactly(server):
     assert got["pattern"]["pattern"]["frequency"] == CLIENTS * per_client
 
 
+def test_concurrent_learns_sum_affinity_exactly(server):
+    # kato-3.10.md §1.4c: the per-node affinity sums are updated in the learn transaction, so
+    # concurrent learns on several workers lose nothing (like frequencies)
+    per_client = 40
+    body = {"observations": [{"strings": ["p"], "emotives": {"joy": 0.5}}, {"strings": ["q"]}],
+            "learn_at_end": True}
+
+    def worker(_):
+        http, sid = _session(server, "conc-affinity")
+        for _ in range(per_client):
+            resp = http.post(f"{server.url}/sessions/{sid}/observe-sequence", json=body)
+            assert resp.status_code == 200, resp.text
+        return True
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        assert all(pool.map(worker, range(CLIENTS)))
+    params = {"node_id": "conc-affinity"}
+    affinity = requests.get(f"{server.url}/symbols/affinity", params=params).json()["affinities"]
+    assert affinity == {"p": {"joy": 0.5 * CLIENTS * per_client}, "q": {"joy": 0.5 * CLIENTS * per_client}}
+    stats = requests.get(f"{server.url}/symbols/stats", params=params).json()["symbols"]
+    assert stats["p"] == {"name": "p", "frequency": CLIENTS * per_client, "pattern_member_frequency": 1}
+
+
 def test_concurrent_observes_on_one_session_all_land(server):
     per_client = 100
     _, sid = _session(server, "conc-observe", max_pattern_length=0)

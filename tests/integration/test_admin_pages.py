@@ -175,10 +175,12 @@ def test_login_cookie_is_httponly_and_samesite(admin):
 # ---------------------------------------------------------------- settings
 
 def test_settings_page_lists_every_setting_primary_first(signed_in):
-    """Show all 22 settings, recall_threshold and max_predictions first, with ranges."""
+    """Show all 24 settings, recall_threshold and max_predictions first, with ranges."""
     html = signed_in.get("/admin/settings").get_data(as_text=True)
     labels = re.findall(r'<label for="([a-z_]+)">', html)
-    assert labels[:2] == ["recall_threshold", "max_predictions"] and len(labels) == 22
+    # 22 + kato-3.10.md §1.3's fuzzy_token_threshold and affinity_emotive
+    assert labels[:2] == ["recall_threshold", "max_predictions"] and len(labels) == 24
+    assert {"fuzzy_token_threshold", "affinity_emotive"} <= set(labels)
     assert "Allowed: 0.0 – 1.0" in html and "Allowed: 1 – 10000" in html
 
 
@@ -275,6 +277,53 @@ def test_nodes_page_lists_pattern_counts(signed_in, knowledge):
     html = signed_in.get("/admin/nodes").get_data(as_text=True)
     row = html.split(f'>{knowledge["kb_id"]}</a></th>')[1].split("</tr>")[0]
     assert re.search(r'<td class="num">3</td>', row)
+
+
+def test_nodes_page_shows_finalized_state_and_vectors(signed_in, client, knowledge):
+    """kato-3.10.md decisions 15 and 17: each node's finalized flag and learned vector count."""
+    cell = lambda html: html.split(f'>{knowledge["kb_id"]}</a></th>')[1].split("</tr>")[0]  # noqa: E731
+    row = cell(signed_in.get("/admin/nodes").get_data(as_text=True))
+    assert '<td class="finalized">no</td>' in row
+    sid = knowledge["sid"]
+    client.post(f"/sessions/{sid}/observe", json={"vectors": [[1.0, 2.0]], "strings": ["v"]})
+    client.post(f"/sessions/{sid}/learn")
+    client.post(f"/sessions/{sid}/finalize-training")
+    row = cell(signed_in.get("/admin/nodes").get_data(as_text=True))
+    assert '<td class="finalized">yes</td>' in row and re.search(r'<td class="num">1</td>\s*<td class="finalized">', row)
+    client.post(f"/sessions/{sid}/clear-all")
+    assert '<td class="finalized">no</td>' in cell(signed_in.get("/admin/nodes").get_data(as_text=True))
+
+
+def test_knowledge_browser_shows_affinity_per_symbol(signed_in, knowledge):
+    """kato-3.10.md §1.4c: a pattern's symbols and a searched symbol with their affinity sums."""
+    name = pattern_hash([["a"], ["b"], ["c"]])
+    html = signed_in.get(f"/admin/nodes/{knowledge['kb_id']}/patterns/PTRN|{name}").get_data(as_text=True)
+    table = html.split('id="symbols-table"')[1].split("</table>")[0]
+    # "a" is in two learned patterns, each learned with joy 0.5
+    row_a = table.split("<code class=\"wrap-any\">a</code>")[1].split("</tr>")[0]
+    assert re.findall(r'<td class="num">(\d+)</td>', row_a) == ["2", "2"]
+    assert 'joy <span class="num">1</span>' in row_a or 'joy <span class="num">1.0</span>' in row_a
+    found = signed_in.get(f"/admin/nodes/{knowledge['kb_id']}/patterns",
+                          query_string={"symbol": "x"}).get_data(as_text=True)
+    assert 'id="symbol-stats"' in found and "joy" in found.split('id="symbol-stats"')[1].split("</table>")[0]
+
+
+def test_settings_page_takes_the_new_settings(signed_in, kato, client):
+    """kato-3.10.md §1.3: fuzzy_token_threshold checked like the API; affinity_emotive empty = off."""
+    token = csrf(signed_in, "/admin/settings")
+    bad = signed_in.post("/admin/settings", data={"csrf_token": token, "fuzzy_token_threshold": "1.5"})
+    assert "Must be a number between 0.0 and 1.0" in bad.get_data(as_text=True) and stored_settings(kato) == {}
+    token = csrf(signed_in, "/admin/settings")
+    resp = signed_in.post("/admin/settings", data={"csrf_token": token, "fuzzy_token_threshold": "0.8",
+                                                   "affinity_emotive": "joy"})
+    assert resp.status_code == 302
+    assert stored_settings(kato) == {"fuzzy_token_threshold": 0.8, "affinity_emotive": "joy"}
+    sid = client.post("/sessions", json={"node_id": "fresh"}).get_json()["session_id"]
+    config = client.get(f"/sessions/{sid}/config").get_json()["config"]
+    assert config["fuzzy_token_threshold"] == 0.8 and config["affinity_emotive"] == "joy"
+    token = csrf(signed_in, "/admin/settings")
+    signed_in.post("/admin/settings", data={"csrf_token": token, "affinity_emotive": ""})
+    assert stored_settings(kato) == {"fuzzy_token_threshold": 0.8}
 
 
 def test_patterns_page_searches_and_escapes(signed_in, knowledge):

@@ -34,7 +34,8 @@ def learn_events(client, sid, events, **extra):
 
 SNAPSHOT_QUERIES = {
     "nodes": "SELECT * FROM nodes", "patterns": "SELECT * FROM patterns", "symbols": "SELECT * FROM symbols",
-    "settings": "SELECT * FROM settings",
+    "settings": "SELECT * FROM settings", "symbol_affinity": "SELECT * FROM symbol_affinity",
+    "vectors": "SELECT * FROM vectors",
     # expiry and access count slide on every request, rejected ones included (decision 10.3)
     "sessions": "SELECT session_id, config, state, prediction_input, predictions FROM sessions",
 }
@@ -130,22 +131,21 @@ def test_vector_only_observations_predict(client, new_session, dim):
     assert isinstance(preds, list) and len(preds) == 1
 
 
-def test_vector_dimension_mismatch_is_400_and_changes_nothing(client, kato, new_session):
-    # spec/README.md decision 10.5: a dimension mismatch is a 400 with shape B
+def test_ragged_vectors_are_400_and_change_nothing(client, kato, new_session):
+    # spec/README.md decision 10.5: a ragged list inside one observation is a 400 with shape B
     sid = new_session("dim-node")
     observe(client, sid, vectors=[[1.0, 2.0]])
     before = snapshot(kato)
-    resp = client.post(f"/sessions/{sid}/observe", json={"vectors": [[1.0, 2.0, 3.0]]})
-    assert resp.status_code == 400
-    detail = resp.get_json()["detail"]
-    assert detail["error"] == "VectorDimensionError"
-    assert detail["expected_dimension"] == 2 and detail["actual_dimension"] == 3
     ragged = client.post(f"/sessions/{sid}/observe", json={"vectors": [[1.0, 2.0], [1.0]]})
     assert ragged.status_code == 400
+    detail = ragged.get_json()["detail"]
+    assert detail["error"] == "VectorDimensionError"
+    assert detail["expected_dimension"] == 2 and detail["actual_dimension"] == 1
     assert snapshot(kato) == before
-    # another session of the same node shares the node's dimension
+    # Changed by kato-3.10.md decision 17: no per-node dimension lock, other dimensions are accepted.
+    assert client.post(f"/sessions/{sid}/observe", json={"vectors": [[1.0, 2.0, 3.0]]}).status_code == 200
     other = new_session("dim-node")
-    assert client.post(f"/sessions/{other}/observe", json={"vectors": [[1.0]]}).status_code == 400
+    assert client.post(f"/sessions/{other}/observe", json={"vectors": [[1.0]]}).status_code == 200
 
 
 @pytest.mark.parametrize("body, loc", [
@@ -214,13 +214,16 @@ def test_frequency_emotives_window_and_metadata(client, sid):
     assert client.post(f"/sessions/{sid}/learn").get_json()["pattern_name"] == name
     pattern = client.get(f"/pattern/{name.replace('|', '%7C')}?node_id=alice").get_json()["pattern"]["pattern"]
     assert pattern["frequency"] == 2
-    assert pattern["emotives"] == [{"joy": 0.5, "energy": 0.5}, {"joy": 1.0}]
+    # kato-3.10.md decision 16: the raw dicts of each observation, appended by the re-learn
+    assert pattern["emotives"] == [{"joy": 0.9, "energy": 0.8}, {"joy": 0.1, "energy": 0.2},
+                                   {"joy": 0.5, "energy": 0.5}, {"joy": 1.0}]
     assert pattern["metadata"] == {"book": ["title1", "title2"], "count": ["123"], "flag": ["True"],
                                    "price": ["45.67"]}
     observe(client, sid, strings=["happy"])
     observe(client, sid, strings=["sad"])
     pred = client.get(f"/sessions/{sid}/predictions").get_json()["predictions"][0]
-    assert pred["frequency"] == 2 and pred["emotives"] == {"joy": 0.75, "energy": 0.5}
+    # kato-3.10.md decision 16: the per-key mean over the stored raw dicts
+    assert pred["frequency"] == 2 and pred["emotives"] == {"joy": 0.625, "energy": 0.5}
 
 
 def test_persistence_window_is_per_session(client, sid):
@@ -229,7 +232,8 @@ def test_persistence_window_is_per_session(client, sid):
     for value in (1.0, 2.0, 3.0):
         name = learn_events(client, sid, [["p"], ["q"]], emotives={"v": value})
     pattern = client.get(f"/pattern/{name}?node_id=alice").get_json()["pattern"]["pattern"]
-    assert pattern["emotives"] == [{"v": 2.0}, {"v": 3.0}]
+    # kato-3.10.md decision 16: the window counts observations (2 per learn here), not learns
+    assert pattern["emotives"] == [{"v": 3.0}, {"v": 3.0}]
 
 
 def test_clear_stm_discards_accumulators(client, sid):
@@ -303,7 +307,8 @@ def test_observe_sequence_dimension_error_index(client, kato, new_session):
     sid = new_session("seq-dim")
     before = snapshot(kato)
     resp = client.post(f"/sessions/{sid}/observe-sequence", json={"observations": [
-        {"strings": ["a"], "vectors": [[1.0, 2.0]]}, {"vectors": [[1.0]]}], "learn_after_each": True})
+        # kato-3.10.md decision 17: only a ragged list inside one observation is still an error
+        {"strings": ["a"], "vectors": [[1.0, 2.0]]}, {"vectors": [[1.0], [1.0, 2.0]]}], "learn_after_each": True})
     assert resp.status_code == 400
     assert resp.get_json()["detail"]["observation_index"] == 1
     assert snapshot(kato) == before

@@ -32,7 +32,7 @@ def _learn_events(conn, kb_id, events, emotives=None, metadata=None):
     return repo.learn_pattern(
         conn, kb_id, pattern_hash(events), events, sum(map(len, events)), counts,
         emotives_window_fn=lambda old: old + [emotives] if emotives else old,
-        metadata_merge_fn=lambda old, _new: {**old, **(metadata or {})}, now=7.0)
+        metadata_merge_fn=lambda old, _new: {**old, **(metadata or {})}, now=7.0, affinity=emotives)
 
 
 def _symbol_rows(conn, kb_id):
@@ -88,17 +88,20 @@ def test_node_changes_since_reads_what_the_snapshot_reads_in_one_statement(kato)
         node = repo.get_node(conn, "chg_kato")
         upto = node["change_seq"]
         want = (repo.patterns_changed_since(conn, "chg_kato", after, upto),
-                repo.symbols_changed_since(conn, "chg_kato", after, upto))
+                repo.symbols_changed_since(conn, "chg_kato", after, upto),
+                repo.affinity_changed_since(conn, "chg_kato", after, upto))
     with kato.db.statements(write=False) as conn:
-        got_node, patterns, symbols = repo.node_changes_since(conn, "chg_kato", after)
+        got_node, patterns, symbols, affinities = repo.node_changes_since(conn, "chg_kato", after)
         missing = repo.node_changes_since(conn, "no_such_kato", 0)
     by_seq = lambda rows: sorted(rows, key=lambda r: r["created_seq"])  # noqa: E731
     assert by_seq(patterns) == by_seq(want[0]) and len(patterns) == 2
     assert sorted(symbols) == sorted(want[1]) and {s for s, *_ in symbols} == {"a", "b", "c", "é"}
     assert got_node == {k: node[k] for k in ("change_seq", "generation", "symbol_count",
-                                             "total_unique_patterns", "total_pattern_frequencies")}
+                                             "total_unique_patterns", "total_pattern_frequencies", "finalized")}
     assert [p["emotives"] for p in by_seq(patterns)][0] == [{"joy": 1.0}]
-    assert missing == (None, [], [])
+    # kato-3.10.md §1.4c: the re-learn with emotives added to both symbols' affinity
+    assert sorted(affinities) == want[2] == [("a", "joy", 1.0), ("b", "joy", 1.0)]
+    assert missing == (None, [], [], [])
 
 
 def test_a_worker_copy_refreshed_step_by_step_equals_a_fresh_load(kato):

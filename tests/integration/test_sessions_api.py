@@ -6,7 +6,11 @@ import re
 import pytest
 
 from kato_web.config import SESSION_DEFAULTS
+from kato_web.services.session_config import OPTIONAL_KEYS
 from kato_web.services.sessions import kb_id_for
+
+# The 22 keys every effective configuration shows (kato-3.10.md §1.3: the optional ones only once set).
+BASE_KEYS = [key for key in SESSION_DEFAULTS if key not in OPTIONAL_KEYS]
 
 SESSION_ID = re.compile(r"^session-[0-9a-f]{32}-\d{13}$")
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -24,7 +28,7 @@ def test_create_session_shape(client):
     assert ISO_Z.match(body["created_at"]) and ISO_Z.match(body["expires_at"])
     assert body["ttl_seconds"] == 600
     assert body["metadata"] == {"app": "demo"}
-    assert list(body["session_config"]) == list(SESSION_DEFAULTS)
+    assert list(body["session_config"]) == BASE_KEYS
     assert body["session_config"]["recall_threshold"] == 0.3
     assert body["session_config"]["filter_pipeline"] == []  # spec/README.md decision 3
     assert resp.headers["X-Session-ID"] == body["session_id"]
@@ -34,7 +38,7 @@ def test_create_session_shape(client):
 def test_create_defaults_and_echo(client):
     body = client.post("/sessions", json={"node_id": "n", "metadata": None}).get_json()
     assert body["ttl_seconds"] == 3600 and body["metadata"] == {}
-    assert body["session_config"] == SESSION_DEFAULTS
+    assert body["session_config"] == {k: v for k, v in SESSION_DEFAULTS.items() if k in BASE_KEYS}
 
 
 @pytest.mark.parametrize("payload, loc, kind", [
@@ -114,7 +118,7 @@ def test_config_get_and_update(client, new_session):
     config = client.get(f"/sessions/{sid}/config").get_json()
     assert config["session_id"] == sid
     assert config["config"]["max_pattern_length"] == 3 and config["config"]["stm_mode"] == "ROLLING"
-    assert list(config["config"]) == list(SESSION_DEFAULTS)
+    assert list(config["config"]) == BASE_KEYS
     # the flat form works too (api.md §5.4 step 1)
     client.post(f"/sessions/{sid}/config", json={"recall_threshold": 0.7})
     assert client.get(f"/sessions/{sid}/config").get_json()["config"]["recall_threshold"] == 0.7
@@ -131,7 +135,9 @@ def test_config_auto_toggle_and_invalid_mode(client, new_session):
 
 ALGOS = ("potential, similarity, evidence, confidence, snr, fragmentation, frequency, normalized_entropy, "
          "global_normalized_entropy, itfdf_similarity, confluence, predictive_information, "
-         "bayesian_posterior, bayesian_prior, bayesian_likelihood, tfidf_score")
+         "bayesian_posterior, bayesian_prior, bayesian_likelihood, tfidf_score, "
+         # kato-3.10.md §1.3: the four weighted_* names follow the 16 old ones
+         "weighted_similarity, weighted_evidence, weighted_confidence, weighted_snr")
 
 
 @pytest.mark.parametrize("key, value, message", [

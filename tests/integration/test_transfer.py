@@ -126,3 +126,56 @@ def test_command_line_round_trip(kato, database_url, tmp_path):
     refused = run("import", str(path))
     assert refused.returncode == 1 and "nothing imported" in refused.stderr
     assert "line " in refused.stderr and "unknown fields x" in refused.stderr
+
+
+def test_export_carries_the_kato310_node_data(client, kato, tmp_path):
+    # kato-3.10.md decisions 15–17: finalized flag, affinity sums, learned vectors, raw emotives
+    sid = client.post("/sessions", json={"node_id": "x310"}).get_json()["session_id"]
+    for event, emotives in ((["a"], {"joy": 0.8}), (["b"], {"joy": 0.4, "calm": 0.0})):
+        client.post(f"/sessions/{sid}/observe", json={"strings": event, "emotives": emotives,
+                                                      "vectors": [[0.1 * len(event), 1 / 3]]})
+    client.post(f"/sessions/{sid}/observe", json={"strings": ["c"], "vectors": [[2.5, -0.0, 1e-300]]})
+    name = client.post(f"/sessions/{sid}/learn").get_json()["pattern_name"]
+    client.post(f"/sessions/{sid}/finalize-training")
+    q = {"node_id": "x310"}
+    snapshot = lambda: (client.get("/symbols/affinity", query_string=q).get_json(),  # noqa: E731
+                        client.get("/symbols/stats", query_string=q).get_json(),
+                        client.get(f"/pattern/{name}", query_string=q).get_json(),
+                        node_state(kato.db.engine, "x310_kato")["node"][2:])
+    before = snapshot()
+    assert before[0]["affinities"]["a"] == {"calm": 0.0, "joy": 0.6000000000000001}
+    with kato.db.engine.connect() as conn:
+        from sqlalchemy import text
+        stored = conn.execute(text("SELECT name, dim, components FROM vectors ORDER BY name")).all()
+    assert len(stored) == 2
+    path = tmp_path / "x310.jsonl"
+    with open(path, "w", encoding="utf-8") as out:
+        header = transfer.export_node(kato.db, "x310_kato", out)
+    assert (header["version"], header["affinities"], header["vectors"]) == (2, 10, 2)  # 5 symbols × 2 emotives
+    client.post(f"/sessions/{sid}/clear-all")
+    transfer.import_file(kato.db, str(path))
+    assert snapshot() == before
+    with kato.db.engine.connect() as conn:
+        again = conn.execute(text("SELECT name, dim, components FROM vectors ORDER BY name")).all()
+    assert [(n, d, bytes(c)) for n, d, c in again] == [(n, d, bytes(c)) for n, d, c in stored]
+    # the imported vectors are neighbours again
+    client.post(f"/sessions/{sid}/observe", json={"vectors": [[2.5, 0.0, 0.0]]})
+    event = client.get(f"/sessions/{sid}/stm").get_json()["stm"][-1]
+    assert [n for n, d, _c in stored if n in event] == [n for n, d, _c in stored if d == 3]  # same dimension only
+
+
+def test_a_version_1_file_still_imports(client, kato, tmp_path):
+    load_node.load(kato, "old", 5, seed=3, batch=5)
+    path = tmp_path / "v2.jsonl"
+    with open(path, "w", encoding="utf-8") as out:
+        transfer.export_node(kato.db, "old_kato", out)
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    lines[0]["version"] = 1
+    del lines[0]["affinities"], lines[0]["vectors"]
+    del lines[1]["finalized"]
+    lines[1]["vector_dim"] = 4  # the dimension lock of older files is dropped
+    old = tmp_path / "v1.jsonl"
+    old.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    before = _comparable(node_state(kato.db.engine, "old_kato"))
+    assert transfer.import_file(kato.db, str(old), "old_kato")["patterns"] == 5
+    assert _comparable(node_state(kato.db.engine, "old_kato")) == before

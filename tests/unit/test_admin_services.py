@@ -72,7 +72,7 @@ def test_setting_keys_cover_every_session_setting_primary_first():
     """List all 22 session settings, recall_threshold and max_predictions first."""
     assert svc.SETTING_KEYS[:2] == ("recall_threshold", "max_predictions")
     assert sorted(svc.SETTING_KEYS) == sorted(SESSION_DEFAULTS)
-    assert len(svc.SETTING_KEYS) == 22
+    assert len(svc.SETTING_KEYS) == 24  # 22 + kato-3.10.md §1.3's two keys
     assert set(svc.SETTING_INFO) == set(SESSION_DEFAULTS)
 
 
@@ -284,8 +284,12 @@ def test_pattern_detail_shows_emotives_and_metadata(kato):
     learn(kato, sid, CLOSE, emotives={"joy": 0.5}, metadata={"src": "two"})
     detail = svc.pattern_detail(kato, kb_id, name)
     assert detail["full_name"] == name and detail["frequency"] == 2 and detail["length"] == 3
-    assert detail["emotives"] == [{"joy": 1.0}, {"joy": 0.5}]
-    assert detail["emotive_keys"] == ["joy"] and detail["emotive_averages"] == {"joy": 0.75}
+    # kato-3.10.md decision 16: one raw dict per observation (3 per learn here), the last 5 kept.
+    assert detail["emotives"] == [{"joy": 1.0}, {"joy": 1.0}, {"joy": 0.5}, {"joy": 0.5}, {"joy": 0.5}]
+    assert detail["emotive_keys"] == ["joy"] and detail["emotive_averages"] == {"joy": 0.7}
+    # kato-3.10.md §1.4c: each distinct symbol's affinity got each learn's mean (1.0, then 0.5).
+    assert [(r["symbol"], r["frequency"], r["affinity"]) for r in detail["symbols"]] == [
+        (symbol, 2, {"joy": 1.5}) for symbol in sorted({x for event in CLOSE for x in event})]
     assert detail["metadata"] == {"src": ["one", "two"]}
     assert svc.pattern_detail(kato, kb_id, "PTRN|" + "0" * 40) is None
 
@@ -323,7 +327,8 @@ def test_session_detail_explains_predictions_without_extending(kato, clock, node
     assert best["extras"] == [["z"], []] and best["future"] == [["c"]] and best["past"] == []
     assert set(best["metrics"]) == {"similarity", "evidence", "confidence", "snr", "potential",
                                     "frequency", "fragmentation"}
-    assert {c["key"] for c in detail["config"]} == set(SESSION_DEFAULTS)
+    # kato-3.10.md §1.3: the two optional keys are shown only once set.
+    assert {c["key"] for c in detail["config"]} == set(SESSION_DEFAULTS) - session_config.OPTIONAL_KEYS
     assert svc.session_detail(kato, "session-missing") is None
 
 
@@ -347,3 +352,13 @@ def test_explain_marks_missing_symbols_of_present_events():
     assert explained["present"] == [[{"symbol": "a", "matched": True}, {"symbol": "b", "matched": False}],
                                     [{"symbol": "c", "matched": True}]]
     assert explained["metrics"]["potential"] == 1.2 and explained["past"] == [["p"]]
+
+
+def test_explain_carries_fuzzy_anomalies():
+    """kato-3.10.md §1.4b: the session view lists a prediction's anomalies ([] when there are none)."""
+    base = {"name": "n", "past": [], "present": [["apple", "banana"]], "missing": [[]], "extras": [[]],
+            "future": [], "matches": ["apple", "bannana"], "similarity": 0.5, "evidence": 1.0,
+            "confidence": 1.0, "snr": 1.0, "potential": 3.0, "frequency": 1, "fragmentation": 0}
+    anomaly = {"observed": "bannana", "expected": "banana", "similarity": 0.923076923076923}
+    assert svc.explain({**base, "anomalies": [anomaly]})["anomalies"] == [anomaly]
+    assert svc.explain(base)["anomalies"] == []

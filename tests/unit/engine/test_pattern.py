@@ -209,7 +209,10 @@ def test_make_learn_request_fields():
         length=4,
         emotives={"joy": 0.5},
         metadata={"k": ["1"]},
+        # kato-3.10.md decision 16: the raw dicts travel with the request (zeros kept).
+        emotive_records=({"joy": 1.0}, {"joy": 0.0, "calm": 0.0}),
     )
+    assert request.affinity == {"joy": 0.5, "calm": 0.0}  # kato-3.10.md §1.4c: the per-key mean
     # The request owns its events: later STM changes cannot leak into storage.
     events[0].append("z")
     assert request.events[0] == ["a", "b"]

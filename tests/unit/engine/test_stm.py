@@ -640,13 +640,21 @@ def test_sequence_emotives_reach_the_final_pattern_wherever_placed():
 
 def test_sequence_vector_error_carries_the_index_and_changes_nothing():
     start = SessionState(stm=[["a"]])
-    items = [obs("x"), Observation(vectors=[[1.0, 2.0]]), Observation(vectors=[[1.0, 2.0, 3.0]])]
+    # A ragged list inside one observation is still an error (kato-3.10.md decision 17).
+    items = [obs("x"), Observation(vectors=[[1.0, 2.0]]), Observation(vectors=[[1.0, 2.0], [1.0, 2.0, 3.0]])]
     with pytest.raises(VectorDimensionError) as info:
         observe_sequence(start, items, DEFAULT)
-    # The first vector locks the dimension for the later items.
     assert info.value.observation_index == 2
     assert (info.value.expected_dimension, info.value.actual_dimension) == (2, 3)
     assert start == SessionState(stm=[["a"]])
+
+
+def test_sequence_items_may_have_vectors_of_different_dimensions():
+    # Changed with kato-3.10.md decision 17: no dimension lock, so items of two dimensions pass.
+    items = [Observation(vectors=[[1.0, 2.0]]), Observation(vectors=[[1.0, 2.0, 3.0]])]
+    outcome = observe_sequence(SessionState(), items, DEFAULT)
+    assert len(outcome.state.stm) == 2
+    assert [len(v) for _name, v in outcome.state.vectors] == [2, 3]  # both pending for the next learn
 
 
 def test_sequence_reports_the_locked_dimension():
