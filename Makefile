@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test migrate venv dev-venv browser nginx clean bench
+.PHONY: run test migrate venv dev-venv browser nginx clean bench bench-accuracy
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,8 +12,9 @@ $(VENV)/.installed: requirements.txt
 	$(PIP) install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt requirements.txt $(VENV)/.installed
+$(VENV)/.installed-dev: requirements-dev.txt requirements-bench.txt requirements.txt $(VENV)/.installed
 	$(PIP) install --quiet -r requirements-dev.txt
+	$(PIP) install --quiet --no-deps -r requirements-bench.txt
 	touch $@
 
 venv: $(VENV)/.installed
@@ -53,3 +54,7 @@ load: dev-venv
 	$(PY) -m bench.run_load --scenario $(SCENARIO) --users $(USERS) --duration $(DURATION) \
 		--patterns $(PATTERNS) --database-url $(LOAD_DB) $(if $(WORKERS),--workers $(WORKERS)) \
 		$(if $(THREADS),--threads $(THREADS)) $(if $(INSTANCES),--instances $(INSTANCES))
+
+# Next-event accuracy vs CPT+ and baselines (docs/accuracy.md); a few minutes on 2 cores.
+bench-accuracy: dev-venv
+	$(PY) -m bench.accuracy

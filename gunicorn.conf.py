@@ -6,25 +6,27 @@ PostgreSQL, 2026-11-27; docs/benchmarks.md has the full tables):
   times, so a few threads per process overlap those waits, and HTTP keep-alive works
   (sync workers close every connection; Locust and real clients reuse them). gevent
   would need psycopg's green support and buys nothing over threads at this size.
-- workers and threads: KATO_WORKERS (default 2 × cores + 1 = 5 here) and KATO_THREADS
-  (default 4). Measured 2026-11-27, 32 Locust users, PostgreSQL, one run each
-  (requests/s, p50/p95 ms; the machine was shared with other jobs, load average 3–9,
-  so differences under ~15% are noise):
-        workers×threads   observe (20 s)      mix, 10k patterns (30 s)
-        2×1               116   270/580        –
-        2×2               190   140/320        50   520/1500
-        2×4               167   170/390        41   520/2200
-        3×1               154   170/440        –
-        3×2               153   190/420        –
-        3×4               148   130/580        52   290/1900
-        5×1                98    55/1300       –
-        5×2               164    77/520        53   180/2800
-        5×4               176   100/500        54    91/2400
-  One thread per worker is clearly worst (nothing overlaps the database waits). Beyond
-  that throughput is bound by the two cores and the configurations tie; 5×4 gives the
-  lowest median on the mix because 20 request slots let short requests (observe, STM)
-  pass the long predictions calls instead of queueing behind them, so it stays the
-  default. Each worker's database pool follows KATO_THREADS (kato_web/config.py).
+- workers and threads: KATO_WORKERS (default one per core = 2 here) and KATO_THREADS
+  (default 8), chosen 2026-12-03 by memory and throughput (bench/footprint.py; the whole
+  sweep is in docs/operations.md). With the app and kernels preloaded, idle memory of all
+  processes summed (MiB, RSS / PSS) and predictions at 16 keep-alive clients on a 2,000-
+  pattern node (req/s, two 15 s runs; the machine was shared, load average 15-18, so runs
+  of one layout differ by up to 2x):
+        workers×threads   idle RSS / PSS    req/s (run 1, run 2)
+        1×8                343 / 147          94,  76
+        2×4                462 / 157          62, 117
+        2×8                462 / 157         109,  93
+        3×4                581 / 166          71,   –
+        3×8                581 / 167           –,  70
+        5×4                819 / 186          76,  64
+  The prediction kernels release the GIL, so threads of one process run them on both
+  cores at once; more processes add memory (each worker's own heap, and each touches its
+  own copy of pages it writes) but no throughput on 2 cores. Earlier (2026-11-27, 32 Locust
+  users, PostgreSQL) one thread per worker was clearly worst and layouts of 2-5 workers
+  with 2-4 threads tied on throughput. One worker per core keeps a spare process if one
+  dies or is recycled; 8 threads give 16 request slots, so short requests (observe, STM)
+  pass long predictions calls instead of queueing. Each worker's database pool follows
+  KATO_THREADS (kato_web/config.py).
 - keepalive 30 s: clients keep their connection between requests (the gthread worker
   parks idle keep-alive sockets in its poller, so they cost no thread).
 - timeout 120 s: predictions at very large nodes can be slow; the arbiter only kills a

@@ -1,11 +1,13 @@
 """kato-web: KATO's deterministic, explainable sequence memory as a WSGI service."""
 from __future__ import annotations
 
-import logging
 import os
 import secrets
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 from flask import Flask, g, request
 
@@ -74,9 +76,17 @@ def prepare_kernels(config: Config) -> str:
         line = "compiled prediction path; kernels load on first use (KATO_WARM_UP=0)"
     else:
         started = time.perf_counter()
-        engine_index.warm_up()
+        how = "loaded from"
+        if not engine_index.kernels_cached():
+            # The first start after an install compiles, in a child process that writes numba's
+            # cache and exits: the compiler's memory (~120 MB) then never lives in the master
+            # every worker is forked from. The master only loads the machine code.
+            how = "compiled into"
+            subprocess.run([sys.executable, "-c", "from kato_web.engine.index import warm_up; warm_up()"],
+                           cwd=str(Path(__file__).resolve().parent.parent), check=False)
+        engine_index.warm_up()  # loads the cache (compiles here only if it could not be written)
         line = (f"compiled prediction path ready in {time.perf_counter() - started:.1f} s "
-                f"(numba cache: {engine_index.kernel_cache_dir() or 'none'})")
+                f"({how} numba's cache: {engine_index.kernel_cache_dir() or 'none'})")
     log.info(line)
     return line
 

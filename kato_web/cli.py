@@ -137,6 +137,13 @@ def cmd_import(config: Config, args) -> int:
     return 0
 
 
+def cmd_evaluate(config: Config, args) -> int:
+    """Run one queued admin evaluation (the admin page starts this in a process of its own)."""
+    from kato_web.services import evaluation_jobs
+
+    return evaluation_jobs.run(config, args.job_id)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m kato_web",
@@ -146,9 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="upgrade the configured database to the latest schema")
     sub.add_parser("check", help="check the configuration, the database (reachable, migrations at "
                                  "head) and the compiled kernels; exit 1 if anything fails")
-    serve = sub.add_parser("serve", help="serve with gunicorn (gunicorn.conf.py, wsgi:app)")
-    serve.add_argument("gunicorn_args", nargs=argparse.REMAINDER,
-                       help="extra gunicorn options, passed through")
+    sub.add_parser("serve", help="serve with gunicorn (gunicorn.conf.py, wsgi:app); any further "
+                                 "options are gunicorn's, passed through (e.g. --timeout 60)")
     sub.add_parser("stats", help="print counts of nodes, patterns and sessions as JSON")
     sweep = sub.add_parser("sweep-sessions", help="delete every expired session now")
     sweep.add_argument("--batch", type=int, default=None, help="rows per delete (KATO_SESSION_SWEEP_BATCH)")
@@ -160,15 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
                                         "transaction (a malformed line: nothing imported)")
     imp.add_argument("file", metavar="FILE", help="a file written by export")
     imp.add_argument("--node", default=None, help="import into this kb_id instead of the file's node")
+    evaluate = sub.add_parser("evaluate", help="run one queued accuracy evaluation (the admin page's "
+                                               "evaluate mode starts this; docs/admin.md)")
+    evaluate.add_argument("job_id", metavar="JOB_ID", help="the evaluation's id")
     return parser
 
 
 COMMANDS = {"migrate": cmd_migrate, "check": cmd_check, "serve": cmd_serve, "stats": cmd_stats,
-            "sweep-sessions": cmd_sweep_sessions, "export": cmd_export, "import": cmd_import}
+            "sweep-sessions": cmd_sweep_sessions, "export": cmd_export, "import": cmd_import,
+            "evaluate": cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "serve":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.gunicorn_args = extra
     try:
         config = Config.from_env()
     except ConfigError as err:

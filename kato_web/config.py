@@ -114,12 +114,17 @@ def default_database_url() -> str:
     return "sqlite:///" + str(INSTANCE_DIR / "kato.sqlite3")
 
 
-# gunicorn's defaults, measured on 2 cores (docs/operations.md, gunicorn.conf.py).
-DEFAULT_THREADS = 4
+# gunicorn's defaults, measured on 2 cores (docs/operations.md, gunicorn.conf.py): one worker
+# per core, eight threads each.
+DEFAULT_THREADS = 8
 
 
 def default_workers() -> int:
-    return (os.cpu_count() or 1) * 2 + 1
+    """One worker per core this process may run on (a container's CPU set, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 class _Settings(BaseModel):
@@ -202,6 +207,14 @@ class Config(_Settings):
     session_sweep_batch: int = Field(default=1000, ge=1, le=100_000)
     # "text": gunicorn's and the app's plain lines; "json": one JSON object per line for all.
     log_format: Literal["text", "json"] = "text"
+    # The admin page's accuracy evaluation (services/evaluation_jobs.py) runs in a process of
+    # its own, bounded by these: wall-clock seconds, held-out sequences, the node's patterns
+    # (each evaluation builds its own index of them) and the process's data memory in MiB
+    # (0: no limit).
+    eval_max_seconds: int = Field(default=600, ge=1)
+    eval_max_sample: int = Field(default=2000, ge=1)
+    eval_max_patterns: int = Field(default=500_000, ge=1)
+    eval_max_memory_mb: int = Field(default=4096, ge=0)
     testing: bool = False
 
     @field_validator("log_format", mode="before")

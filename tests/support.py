@@ -16,7 +16,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("sessions", "symbols", "symbol_affinity", "vectors", "patterns", "nodes", "settings", "maintenance")
+TABLES = ("sessions", "symbols", "symbol_affinity", "vectors", "patterns", "nodes", "settings", "maintenance",
+          "evaluations")
 
 
 def test_database_url() -> str | None:

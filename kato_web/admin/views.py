@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from kato_web.admin import security
 from kato_web.services import admin as svc
+from kato_web.services import evaluation_jobs as jobs
 from kato_web.services.context import Context
 
 log = logging.getLogger("kato_web.admin")
@@ -19,7 +20,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="template
 
 NAV = (("settings", "admin.settings", "Settings"), ("preview", "admin.preview", "Threshold preview"),
        ("nodes", "admin.nodes", "Knowledge"), ("sessions", "admin.sessions", "Sessions"))
-SECTIONS = {"admin.settings": "settings", "admin.preview": "preview", "admin.nodes": "nodes",
+SECTIONS = {"admin.settings": "settings", "admin.preview": "preview", "admin.evaluate": "preview",
+            "admin.evaluation": "preview", "admin.nodes": "nodes",
             "admin.patterns": "nodes", "admin.pattern": "nodes", "admin.sessions": "sessions",
             "admin.session": "sessions"}
 
@@ -165,6 +167,55 @@ def preview():
             error, status = err, 422
     return render_template("admin/preview.html", nodes=svc.nodes_overview(kato), form=form, result=result,
                            error=error, thresholds=svc.THRESHOLDS), status
+
+
+@bp.route("/evaluate", methods=["GET", "POST"])
+def evaluate():
+    kato = _ctx()
+    defaults, _stored = svc.current_settings(kato)
+    form = {"kb_id": request.values.get("kb_id", ""), "sample": request.values.get("sample", "last"),
+            "n": request.values.get("n", "200"),
+            "rank_sort_algo": request.values.get("rank_sort_algo", defaults["rank_sort_algo"])}
+    error, status = None, 200
+    if request.method == "POST":
+        upload = request.files.get("upload")
+        try:
+            job_id = jobs.start(kato, form["kb_id"], form["sample"], n=form["n"],
+                                upload=upload.read() if upload else None,
+                                rank_sort_algo=form["rank_sort_algo"])
+            return redirect(url_for("admin.evaluation", job_id=job_id))
+        except jobs.EvaluationError as err:
+            error, status = err, 422
+    return render_template("admin/evaluate.html", nodes=svc.nodes_overview(kato), form=form, error=error,
+                           recent=jobs.recent(kato), algos=svc.SETTING_INFO["rank_sort_algo"].choices,
+                           limits=kato.config), status
+
+
+@bp.get("/evaluate/<job_id>")
+def evaluation(job_id):
+    job = jobs.detail(_ctx(), job_id)
+    if job is None:
+        abort(404, f"There is no evaluation {job_id}.")
+    return render_template("admin/evaluation.html", job=job)
+
+
+@bp.post("/evaluate/<job_id>/cancel")
+def evaluation_cancel(job_id):
+    flash("Cancelling: the evaluation stops within a second." if jobs.cancel(_ctx(), job_id)
+          else "That evaluation had already ended.")
+    return redirect(url_for("admin.evaluation", job_id=job_id))
+
+
+@bp.post("/evaluate/<job_id>/apply")
+def evaluation_apply(job_id):
+    errors, changed, suggestion = jobs.apply_suggestion(_ctx(), job_id)
+    if errors:
+        flash("Not saved: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+        return redirect(url_for("admin.evaluation", job_id=job_id))
+    flash(f"Saved the suggested recall_threshold {suggestion['threshold']:g} and max_predictions "
+          f"{suggestion['max_predictions']}" + (f" (changed: {', '.join(changed)})." if changed
+                                                else "; they were already the defaults."))
+    return redirect(url_for("admin.settings"))
 
 
 @bp.get("/nodes")

@@ -54,6 +54,8 @@ __all__ = [
     "average_emotives",
     "affinity_weight",
     "weighted_metrics",
+    "AffinityWeights",
+    "weighted_values",
 ]
 
 AFFINITY_FLOOR = 0.01  # w(t) of a symbol without affinity, and added to every weight (§1.4d)
@@ -262,3 +264,44 @@ def weighted_metrics(w_m: float, w_s: float, w_p: float, w_rho: float, w_x: floa
     both = w_m + w_x
     signal = w_m / both if both else 0.0
     return similarity, evidence, confidence, signal
+
+
+class AffinityWeights:
+    """The weights w(t) of one prediction call (kato-3.10.md §1.4d, decision 19)."""
+
+    __slots__ = ("cache", "frequency", "affinity", "emotive")
+
+    def __init__(self, stats, emotive: str):
+        self.cache: dict[str, float] = {}
+        self.frequency = stats.frequency
+        self.affinity = stats.affinity
+        self.emotive = emotive
+
+    def sum(self, symbols: Iterable[str]) -> float:
+        """Return Σ w(t) over the symbols, left to right, each weight computed once per call."""
+        cache = self.cache
+        total = 0
+        for t in symbols:
+            w = cache.get(t)
+            if w is None:
+                w = cache[t] = affinity_weight(
+                    self.frequency.get(t, 0), (self.affinity.get(t) or {}).get(self.emotive, 0.0))
+            total = total + w
+        return total
+
+
+def weighted_values(weights: AffinityWeights, w_state: float, s: Sequence[str],
+                    flat: Sequence[str], rho: Sequence[str], matches: Sequence[str],
+                    anomalies: Sequence[dict]) -> tuple:
+    """Return (weighted similarity, evidence, confidence, snr) of one prediction (§1.4d).
+
+    M = the matches, S = the state (its weight sum ``w_state``), P = the flat pattern, ρ = the
+    flat present, X = the displayed extras flattened: the state symbols outside the present,
+    fuzzy-observed ones excluded (decision 18).
+    """
+    in_present = set(rho)
+    if anomalies:
+        in_present.update(a["observed"] for a in anomalies)
+    extras = [t for t in s if t not in in_present]
+    return weighted_metrics(weights.sum(matches), w_state, weights.sum(flat), weights.sum(rho),
+                               weights.sum(extras))

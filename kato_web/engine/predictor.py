@@ -251,12 +251,10 @@ class _Ensemble:
         self.state_weight_any = any(self.state_weight.values())
 
         # Affinity weights w(t) (kato-3.10.md §1.4d, decision 19), only when asked for.
-        self.emotive = affinity_emotive
+        self.weights = None
         if affinity_emotive is not None:
-            self.weights: dict[str, float] = {}
-            self.frequency = stats.frequency
-            self.affinity = stats.affinity
-            self.w_state = self.weight_sum(state.s)
+            self.weights = mx.AffinityWeights(stats, affinity_emotive)
+            self.w_state = self.weights.sum(state.s)
 
         # Σ sim·prior and the future groups' W_φ, summed in candidate (learn) order.
         total_f = self.total_f
@@ -281,34 +279,12 @@ class _Ensemble:
         w_total = mx.seq_sum(g[0] for g in groups.values())
         self.aggregate = {k: (g[0] / w_total if w_total else 0.0) for k, g in groups.items()}
 
-    def weight_sum(self, symbols: Iterable[str]) -> float:
-        """Return Σ w(t) over the symbols, left to right, each weight computed once per call."""
-        weights = self.weights
-        emotive, frequency, affinity = self.emotive, self.frequency, self.affinity
-        total = 0
-        for t in symbols:
-            w = weights.get(t)
-            if w is None:
-                w = weights[t] = mx.affinity_weight(
-                    frequency.get(t, 0), (affinity.get(t) or {}).get(emotive, 0.0))
-            total = total + w
-        return total
-
     def weighted(self, c: Candidate) -> tuple | None:
-        """Return (weighted similarity, evidence, confidence, snr), or None when off (§1.4d).
-
-        M = the matches, P = the flat pattern, ρ = the flat present, X = the displayed extras
-        flattened (the state symbols outside the present, fuzzy-observed ones excluded).
-        """
-        if self.emotive is None:
+        """Return (weighted similarity, evidence, confidence, snr), or None when off (§1.4d)."""
+        if self.weights is None:
             return None
-        in_present = set(c.rho)
-        if c.anomalies:
-            in_present.update(a["observed"] for a in c.anomalies)
-        extras = [t for t in self.state.s if t not in in_present]
-        return mx.weighted_metrics(self.weight_sum(c.matches), self.w_state,
-                                   self.weight_sum(c.record.flat), self.weight_sum(c.rho),
-                                   self.weight_sum(extras))
+        return mx.weighted_values(self.weights, self.w_state, self.state.s, c.record.flat, c.rho,
+                               c.matches, c.anomalies)
 
     def itfdf(self, c: Candidate, rho_counts: Mapping[str, int]) -> float:
         """Return the candidate's itfdf_similarity (engine.md §6.13)."""

@@ -137,6 +137,10 @@ class VectorSet:
     def __contains__(self, name: str) -> bool:
         return name in self._names
 
+    def nbytes(self) -> int:
+        """Bytes held by the matrices (both precisions, with their spare capacity) and names."""
+        return sum(g.rows.nbytes + g.rows32.nbytes + g.norms.nbytes + 100 * g.size for g in self._groups.values())
+
     def dimensions(self) -> dict[int, int]:
         """Return {dimension: how many vectors}, by dimension."""
         return {dim: group.size for dim, group in sorted(self._groups.items())}

@@ -309,6 +309,7 @@ class NodeVectors:
     seq: int = -1
     vectors: VectorSet = field(default_factory=VectorSet)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    footprint: int = 0  # bytes held, counted against KATO_INDEX_MEMORY_MB with the indexes
 
     def nearest(self, vector, k, extra=()):
         """The engine's lookup (engine/stm.py): under the lock, as a refresh may be adding rows."""
@@ -325,10 +326,12 @@ def node_vectors(ctx: Context, conn, kb_id: str) -> NodeVectors:
     """
     nodes, registry_lock = _registry(ctx)
     with registry_lock:
-        cache = ctx.local.setdefault("vectors", {})
+        cache = _vector_registry(ctx)
         copy = cache.get(kb_id)
         if copy is None:
             copy = cache[kb_id] = NodeVectors(kb_id)
+        else:
+            cache.move_to_end(kb_id)
     node = repo.get_node(conn, kb_id)
     generation, upto = (node["generation"], node["change_seq"]) if node else (-1, -1)
     with copy.lock:
@@ -338,7 +341,31 @@ def node_vectors(ctx: Context, conn, kb_id: str) -> NodeVectors:
             copy.vectors, copy.seq = VectorSet(), -1
         copy.vectors.add_bytes(repo.vectors_since(conn, kb_id, copy.seq, upto))
         copy.generation, copy.seq = generation, upto
+        copy.footprint = copy.vectors.nbytes()
+    _evict_vectors(ctx, keep=kb_id)
     return copy
+
+
+def _vector_registry(ctx: Context) -> OrderedDict:
+    """This worker's NodeVectors by kb id, least recently used first (guarded by the registry lock)."""
+    return ctx.local.setdefault("vectors", OrderedDict())
+
+
+def _evict_vectors(ctx: Context, keep: str) -> None:
+    """Drop least-recently-used vector copies while indexes and vectors together exceed the
+    KATO_INDEX_MEMORY_MB budget (the node just used is kept, as _evict does)."""
+    budget = _budget(ctx)
+    if not budget:
+        return
+    nodes, registry_lock = _registry(ctx)
+    with registry_lock:
+        cache = _vector_registry(ctx)
+        total = sum(k.footprint for k in nodes.values()) + sum(v.footprint for v in cache.values())
+        for kb_id in list(cache):
+            if total <= budget:
+                break
+            if kb_id != keep:
+                total -= cache.pop(kb_id).footprint
 
 
 def forget(ctx: Context, kb_id: str | None = None) -> int:
@@ -346,7 +373,7 @@ def forget(ctx: Context, kb_id: str | None = None) -> int:
     nodes, registry_lock = _registry(ctx)
     monitoring.knowledge_forgotten(kb_id)
     with registry_lock:
-        vectors = ctx.local.setdefault("vectors", {})
+        vectors = _vector_registry(ctx)
         if kb_id is None:
             vectors.clear()
         else:

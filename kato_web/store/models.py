@@ -150,3 +150,30 @@ class Maintenance(Base):
     last_run_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     total_count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class Evaluation(Base):
+    """An accuracy evaluation started from the admin page, run by a separate process.
+
+    Its whole state lives here so that any worker can show its progress, cancel it or apply
+    its suggestion (services/evaluation_jobs.py).
+    """
+
+    __tablename__ = "evaluations"
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kb_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    # queued → running → done | cancelled | timeout | failed
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    params: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    sequences: Mapped[list | None] = mapped_column(JSON, nullable=True)  # an uploaded sample
+    progress_done: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    progress_total: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -13,7 +13,8 @@ from sqlalchemy import (BigInteger, Float, Integer, Text, bindparam, case, cast,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from .models import Maintenance, Node, Pattern, Session, Setting, Symbol, SymbolAffinity, Vector
+from .models import (Evaluation, Maintenance, Node, Pattern, Session, Setting, Symbol, SymbolAffinity,
+                     Vector)
 
 nodes_t = Node.__table__
 patterns_t = Pattern.__table__
@@ -23,6 +24,7 @@ settings_t = Setting.__table__
 affinity_t = SymbolAffinity.__table__
 vectors_t = Vector.__table__
 maintenance_t = Maintenance.__table__
+evaluations_t = Evaluation.__table__
 
 # SQLite caps bound parameters per statement; stay well below it.
 _ROWS_PER_STATEMENT = 500
@@ -767,3 +769,80 @@ def insert_imported_vectors(conn: Connection, kb_id: str, rows: list[tuple], seq
 
 def set_change_seq(conn: Connection, kb_id: str, seq: int) -> None:
     conn.execute(update(nodes_t).where(nodes_t.c.kb_id == kb_id).values(change_seq=seq))
+
+
+# ---------------------------------------------------------------- evaluations (admin page)
+
+ACTIVE_EVALUATION = ("queued", "running")
+
+
+def insert_evaluation(conn: Connection, row: dict) -> None:
+    conn.execute(insert(evaluations_t).values(**row))
+
+
+def get_evaluation(conn: Connection, job_id: str, with_sequences: bool = False) -> dict | None:
+    columns = [c for c in evaluations_t.c if with_sequences or c.name != "sequences"]
+    row = conn.execute(select(*columns).where(evaluations_t.c.job_id == job_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def list_evaluations(conn: Connection, limit: int = 20) -> list[dict]:
+    columns = [c for c in evaluations_t.c if c.name not in ("sequences", "result")]
+    rows = conn.execute(select(*columns).order_by(evaluations_t.c.created_at.desc(),
+                                                  evaluations_t.c.job_id).limit(limit)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def active_evaluations(conn: Connection) -> list[dict]:
+    rows = conn.execute(select(evaluations_t.c.job_id, evaluations_t.c.status, evaluations_t.c.created_at,
+                               evaluations_t.c.heartbeat_at, evaluations_t.c.pid)
+                        .where(evaluations_t.c.status.in_(ACTIVE_EVALUATION))).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def claim_evaluation(conn: Connection, job_id: str, pid: int, now: float) -> bool:
+    """Move a queued evaluation to running (one process only); False if it was not queued."""
+    result = conn.execute(update(evaluations_t)
+                          .where(evaluations_t.c.job_id == job_id, evaluations_t.c.status == "queued")
+                          .values(status="running", pid=pid, started_at=now, heartbeat_at=now))
+    return result.rowcount == 1
+
+
+def evaluation_progress(conn: Connection, job_id: str, done: int, total: int, now: float) -> bool:
+    """Record progress of a running evaluation; return whether a cancel was asked for."""
+    conn.execute(update(evaluations_t)
+                 .where(evaluations_t.c.job_id == job_id, evaluations_t.c.status == "running")
+                 .values(progress_done=done, progress_total=total, heartbeat_at=now))
+    flag = conn.execute(select(evaluations_t.c.cancel_requested)
+                        .where(evaluations_t.c.job_id == job_id)).scalar_one_or_none()
+    return bool(flag)
+
+
+def finish_evaluation(conn: Connection, job_id: str, status: str, now: float,
+                      result: dict | None = None, error: str | None = None) -> bool:
+    """End an active evaluation (done, cancelled, timeout or failed); False if it had ended."""
+    outcome = conn.execute(update(evaluations_t)
+                           .where(evaluations_t.c.job_id == job_id,
+                                  evaluations_t.c.status.in_(ACTIVE_EVALUATION))
+                           .values(status=status, result=result, error=error, finished_at=now,
+                                   heartbeat_at=now))
+    return outcome.rowcount == 1
+
+
+def request_evaluation_cancel(conn: Connection, job_id: str) -> bool:
+    """Ask an active evaluation to stop; False if there is no such active evaluation."""
+    outcome = conn.execute(update(evaluations_t)
+                           .where(evaluations_t.c.job_id == job_id,
+                                  evaluations_t.c.status.in_(ACTIVE_EVALUATION))
+                           .values(cancel_requested=True))
+    return outcome.rowcount == 1
+
+
+def lock_evaluations(conn: Connection) -> None:
+    """Serialise the starting of evaluations (one runs at a time) until the transaction ends.
+
+    SQLite's write transactions (BEGIN IMMEDIATE) are already serialised; PostgreSQL takes a
+    table lock that only other starters wait for (reads of the table are not blocked).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("LOCK TABLE evaluations IN SHARE ROW EXCLUSIVE MODE"))

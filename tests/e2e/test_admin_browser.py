@@ -238,6 +238,29 @@ def test_knowledge_browser(page, server, learned):
     shot(page, "pattern")
 
 
+def test_kato310_state_in_the_admin_pages(page, server):
+    """kato-3.10.md: finalized per node, affinity per symbol, anomalies per prediction."""
+    http = requests.Session()
+    teacher = http.post(server.url + "/sessions", json={"node_id": "b310"}).json()["session_id"]
+    http.post(f"{server.url}/sessions/{teacher}/observe",
+              json={"strings": ["apple", "banana"], "emotives": {"joy": 0.5}})
+    name = http.post(f"{server.url}/sessions/{teacher}/learn").json()["pattern_name"]
+    http.post(f"{server.url}/sessions/{teacher}/finalize-training")
+    reader = http.post(server.url + "/sessions", json={"node_id": "b310",
+                                                       "config": {"fuzzy_token_threshold": 0.85}}).json()["session_id"]
+    http.post(f"{server.url}/sessions/{reader}/observe", json={"strings": ["apple", "bannana"]})
+    sign_in(page, server)
+    page.goto(server.url + "/admin/nodes")
+    row = page.locator("#nodes-table tbody tr", has_text="b310_kato")
+    assert row.locator("td.finalized").inner_text() == "yes"
+    page.goto(f"{server.url}/admin/nodes/b310_kato/patterns/{name}")
+    banana = page.locator("#symbols-table tbody tr", has_text="banana")
+    assert "joy" in banana.locator("td.affinity").inner_text() and "0.5" in banana.locator("td.affinity").inner_text()
+    page.goto(f"{server.url}/admin/sessions/{reader}")
+    anomaly = page.locator("article.prediction").first.locator("tr.anomalies")
+    assert "bannana" in anomaly.inner_text() and "banana" in anomaly.inner_text()
+
+
 def test_sessions_pages_explain_predictions(page, server, learned):
     """List live sessions and open one to see its STM and explained predictions."""
     sign_in(page, server)
@@ -264,7 +287,7 @@ def test_pages_fit_a_phone_screen(browser, server, learned):
     page = context.new_page()
     try:
         sign_in(page, server)
-        for path in ("/admin/settings", "/admin/nodes", f"/admin/sessions/{learned}",
+        for path in ("/admin/settings", "/admin/nodes", f"/admin/sessions/{learned}", "/admin/evaluate",
                      f"/admin/preview?run=1&kb_id={KB_ID}&stm=%5B%5B%22a%22%5D%2C%5B%22b%22%5D%5D"):
             page.goto(server.url + path)
             width = page.evaluate("document.documentElement.scrollWidth")
@@ -283,3 +306,50 @@ def test_sign_out(page, server):
     assert "Signed out." in page.locator(".notice").inner_text()
     page.goto(server.url + "/admin/settings")
     page.wait_for_url(re.compile(r"/admin/login\?next="))
+
+
+EVAL_NODE = "e2e-eval"
+EVAL_KB = "e2e_eval_kato"
+
+
+def test_evaluate_runs_in_the_background_and_saves_its_suggestion(page, server):
+    """Start an evaluation, watch its progress, read the result table, save the suggested value."""
+    http = requests.Session()
+    sid = http.post(server.url + "/sessions", json={"node_id": EVAL_NODE}).json()["session_id"]
+    ring = "abcdefgh"
+    for length in (4, 5, 6, 7):
+        for start in range(len(ring)):
+            for i in range(length):
+                http.post(f"{server.url}/sessions/{sid}/observe", json={"strings": [ring[(start + i) % len(ring)]]})
+            assert http.post(f"{server.url}/sessions/{sid}/learn").json()["status"] == "learned"
+    sign_in(page, server)
+    page.goto(server.url + "/admin/preview")
+    page.get_by_role("link", name="evaluate accuracy on held-out data").click()
+    page.get_by_label("Node", exact=True).select_option(EVAL_KB)
+    page.get_by_label("How many").fill("8")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start evaluation").click()
+    # The job's process takes a moment to start, so the first page shows it under way.
+    assert page.locator("#job-progress").is_visible()
+    assert page.locator("#job-status").inner_text() in ("queued", "running")
+    assert page.get_by_role("button", name="Cancel evaluation").is_visible()
+    shot(page, "evaluate-progress")
+    # The page reloads itself every second until the result is there.
+    page.wait_for_selector("#evaluation-table", timeout=90_000)
+    assert page.locator("#job-status").inner_text() == "done"
+    rows = page.locator("#evaluation-table tbody tr")
+    assert rows.count() == 10  # θ 0.0 … 0.9 (the current 0.1 is on that grid)
+    assert page.locator("#evaluation-table tbody tr.current").count() == 1
+    assert page.locator("#evaluation-table td.suggested").count() == 1
+    heading = page.locator("#suggestion h3").inner_text()
+    match = re.fullmatch(r"Suggested: recall_threshold ([0-9.]+), max_predictions (\d+)", heading)
+    assert match, heading
+    shot(page, "evaluate-result")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save suggested value").click()
+    page.wait_for_url(re.compile(r"/admin/settings$"))
+    assert "Saved the suggested recall_threshold" in page.locator(".notice").inner_text()
+    config = effective(server, new_session_with_stm(server))
+    assert config["recall_threshold"] == float(match.group(1))
+    assert config["max_predictions"] == int(match.group(2))
+    save_settings(page, server, recall_threshold=0.1, max_predictions=100)  # as the other tests expect

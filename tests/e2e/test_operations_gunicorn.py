@@ -65,3 +65,37 @@ def test_two_instances_json_logs_metrics_and_control_sockets(database_url, tmp_p
                    zip(records, messages))
         access = [r for r in records if r["logger"] == "kato_web.access"]
         assert any(r["path"] == "/readyz" and r["status"] == 200 for r in access)
+
+
+def test_serve_command_runs_gunicorn_with_passed_options(database_url):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support import ROOT, free_port
+
+    port = free_port()
+    env = dict(os.environ, KATO_DATABASE_URL=database_url, KATO_BIND=f"127.0.0.1:{port}",
+               KATO_WORKERS="1", KATO_THREADS="2", KATO_LOG_LEVEL="warning")
+    # An option gunicorn knows, passed through; the command replaces itself with gunicorn.
+    proc = subprocess.Popen([sys.executable, "-m", "kato_web", "serve", "--graceful-timeout", "3"],
+                            cwd=ROOT, env=env, start_new_session=True)
+    try:
+        deadline, ready = time.time() + 120, None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        assert ready is not None and ready.status_code == 200, ready
+        assert "gunicorn" in " ".join(psutil_cmdline(proc.pid))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def psutil_cmdline(pid: int) -> list[str]:
+    import psutil
+
+    return psutil.Process(pid).cmdline()

@@ -481,3 +481,26 @@ def test_learned_affinity_weights_the_predictions_of_a_session_that_asks(client,
     again = _predictions(client, reader, [["a"], ["b"]])[p1]
     wa = (1.0 + 3.0) / 3 + 0.01
     assert again["weighted_evidence"] == pytest.approx((wa + wb) / (wa + wb + wc), rel=1e-12)
+
+
+def test_vector_copies_count_against_the_index_memory_budget(client, kato, new_session):
+    # kato-3.10.md decision 17 with KATO_INDEX_MEMORY_MB: a worker drops the least recently used
+    # node's vectors when indexes and vectors together exceed the budget (never the one in use)
+    from bench.vector_bench import fill
+
+    for node in ("vec-big", "vec-small"):
+        new_session(node)
+    rng = np.random.default_rng(5)
+    fill(kato.db.engine, kb_id_for("vec-big", "kato"), rng, 3000, 64)  # ~2.3 MB of matrices
+    fill(kato.db.engine, kb_id_for("vec-small", "kato"), rng, 10, 64)
+    kato.config.index_memory_mb = 1
+    cache = lambda: set(kato.local.get("vectors", {}))  # noqa: E731
+    with kato.db.engine.connect() as conn:
+        big = knowledge.node_vectors(kato, conn, kb_id_for("vec-big", "kato"))
+        assert len(big.vectors) == 3000 and big.footprint > 2_000_000
+        assert cache() == {kb_id_for("vec-big", "kato")}  # over budget alone, but in use: kept
+        knowledge.node_vectors(kato, conn, kb_id_for("vec-small", "kato"))
+        assert cache() == {kb_id_for("vec-small", "kato")}
+        kato.config.index_memory_mb = 0  # no budget: nothing is dropped
+        knowledge.node_vectors(kato, conn, kb_id_for("vec-big", "kato"))
+        assert cache() == {kb_id_for("vec-small", "kato"), kb_id_for("vec-big", "kato")}

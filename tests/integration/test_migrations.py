@@ -12,7 +12,7 @@ from kato_web.store.models import Base
 from tests.support import throwaway_database
 
 EXPECTED_TABLES = {"nodes", "patterns", "symbols", "sessions", "settings", "maintenance", "symbol_affinity",
-                   "vectors", "alembic_version"}
+                   "vectors", "evaluations", "alembic_version"}
 
 
 def test_upgrade_from_empty_and_no_drift(tmp_path):

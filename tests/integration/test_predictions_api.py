@@ -168,6 +168,37 @@ def test_one_symbol_predictions_through_http_equal_the_engine(client):
     assert len(runner.run(acceptance.ENSEMBLE, [["never-learned"]], recall_threshold=0.0)) == 4
 
 
+def test_fuzzy_anomalies_through_http(client):
+    # kato-3.10.md §1.4b worked example, decision 18: the fuzzy pair is in anomalies only
+    runner = HttpRunner(client)
+    (p,) = runner.run([([["apple", "banana"]], 1)], [["apple", "bannana"]],
+                      fuzzy_token_threshold=0.85)
+    assert p["anomalies"] == [{"observed": "bannana", "expected": "banana",
+                               "similarity": 0.923076923076923}]
+    assert p["matches"] == ["apple", "bannana"] and (p["missing"], p["extras"]) == ([[]], [[]])
+    assert (p["evidence"], p["confidence"], p["snr"], p["similarity"]) == (1.0, 1.0, 1.0, 0.5)
+    (q,) = runner.run([([["apple", "banana"]], 1)], [["apple", "bannana"]])  # τ = 0: off
+    assert q["anomalies"] == [] and q["missing"] == [["banana"]] and q["extras"] == [["bannana"]]
+
+
+
+
+@pytest.mark.parametrize("rank_key", ["weighted_similarity", "weighted_evidence",
+                                      "weighted_confidence", "weighted_snr", "normalized_entropy"])
+def test_new_rank_names_with_affinity_off(client, rank_key):
+    # kato-3.10.md §1.3/decision 19: the four weighted_* names are accepted; with affinity off
+    # every value is null and null ranks last, so the order is by name
+    runner = HttpRunner(client)
+    preds = runner.run(acceptance.ENSEMBLE, [["x"], ["y"], ["q"]], rank_sort_algo=rank_key)
+    assert len(preds) == 4
+    if rank_key.startswith("weighted_"):
+        assert all(p[rank_key] is None for p in preds)
+        assert [p["name"] for p in preds] == sorted(p["name"] for p in preds)
+    else:
+        keys = [(-p[rank_key], p["name"]) for p in preds]
+        assert keys == sorted(keys)
+
+
 def test_per_present_entropies_through_http(client):
     # kato-3.10.md §1.4e worked example, the live column
     runner = HttpRunner(client)

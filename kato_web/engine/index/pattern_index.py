@@ -49,8 +49,10 @@ import numpy as np
 import orjson
 
 from .. import metrics as mx
-from ..predictor import State, predict as _direct_predict, rank_ensemble, score_candidate
-from ..types import JSONList, PatternRecord, PredictConfig, RANK_KEYS, SymbolStats
+from ..matching import fuzzy_matches
+from ..metrics import AffinityWeights, weighted_values
+from ..predictor import predict as _direct_predict
+from ..types import JSONList, PatternRecord, PredictConfig, RANK_KEYS, SymbolStats, WEIGHTED_KEYS
 from . import compiled
 from .candidates import _count_bound, candidate_positions
 from .columns import PatternColumns
@@ -115,33 +117,7 @@ class PatternIndex(PatternColumns):
         n = len(s)
         if n < 1 or self._n == 0:  # one symbol predicts (kato-3.10.md decision 14)
             return _nothing(futures_json, predictions_json)
-        if cfg.fuzzy_token_threshold > 0 or cfg.affinity_emotive is not None:
-            return self._predict_direct(stm, s, stats, cfg, futures_json, predictions_json)
         return self._predict(stm, s, stats, cfg, futures_json, predictions_json)
-
-    def _predict_direct(self, stm, s, stats: SymbolStats, cfg: PredictConfig, futures_json: bool,
-                        predictions_json: bool):
-        """Predict with fuzzy tokens or affinity weights (kato-3.10.md §1.4b, §1.4d).
-
-        Both change every candidate's metrics in ways the compiled ensemble does not model, so
-        the compiled index only finds the candidates (lossless, learn order) and the direct
-        engine scores and ranks exactly those: the same code as ``predictor.predict``, so the
-        same bits, at the direct engine's cost per candidate (not per pattern of the node).
-        """
-        matched = self._matches(s, cfg)[-1]
-        state = State(stm)
-        theta, token, tau = cfg.recall_threshold, cfg.use_token_matching, cfg.fuzzy_token_threshold
-        candidates = []
-        for p in matched[0].tolist():
-            cand = score_candidate(self.record(p), state, theta, token, tau)
-            if cand is not None:  # always: the compiled test is the same
-                candidates.append(cand)
-        with _collector_paused():
-            predictions, future_potentials = rank_ensemble(
-                candidates, state, dataclasses.replace(stats, pmf=self.pmf()), cfg)
-        if predictions_json:
-            predictions = JSONList(orjson.dumps(predictions), len(predictions))
-        return predictions, orjson.dumps(future_potentials) if futures_json else future_potentials
 
     def _phase(self, name: str, started: float, **counts) -> float:
         now = perf_counter()
@@ -213,6 +189,11 @@ class PatternIndex(PatternColumns):
             self._freq, self._pmf, self._has_pmf, int(stats.total_unique_patterns),
             int(stats.total_pattern_frequencies), n, local_of, local_node, counts, local_rank, dom,
             dom_rank, n_symbols, self._max_len, whole)
+        options = None
+        if cfg.fuzzy_token_threshold > 0 or cfg.affinity_emotive is not None:
+            options, ev, conf, snr, pot = self._options(s, stats, cfg, cp, m_arr, r_arr, e1, e2,
+                                                        ev, conf, snr, itfdf, pot, local_of,
+                                                        pos_ptr, pos)
 
         started = self._phase("ensemble", started)
         freq = self._freq[cp]
@@ -224,7 +205,9 @@ class PatternIndex(PatternColumns):
             "confluence": confl, "tfidf_score": tfidf, "predictive_information": info,
             "bayesian_posterior": post, "bayesian_prior": prior,
         }.get(key)
-        if key in ("normalized_entropy", "global_normalized_entropy"):  # per candidate (§1.4e)
+        if options is not None and options[1] is not None and key in WEIGHTED_KEYS:
+            values = options[1][:, WEIGHTED_KEYS.index(key)]
+        elif key in ("normalized_entropy", "global_normalized_entropy"):  # per candidate (§1.4e)
             values = self._entropies(cp, e1, e2, stats, whole)[
                 1 if key == "normalized_entropy" else 2]
         elif values is None:  # a weighted_* key with affinity off: every value null, name order
@@ -240,15 +223,80 @@ class PatternIndex(PatternColumns):
         ranked = by_name[np.argsort(-values[by_name], kind="stable")]
 
         with _collector_paused():
-            return self._build(stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev,
-                               conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior,
-                               post, group_of, gw, gcount, agg, freq, local_of, pos_ptr, pos,
-                               (stats, whole), futures_json,
-                               (state_names, s_loc) if predictions_json else None)
+            predictions, future_potentials = self._build(
+                stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev, conf, snr,
+                itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw, gcount,
+                agg, freq, local_of, pos_ptr, pos, (stats, whole), futures_json,
+                (state_names, s_loc) if predictions_json else None, options)
+            if options is not None and predictions_json:
+                predictions = JSONList(orjson.dumps(predictions), len(predictions))
+            return predictions, future_potentials
+
+    def _options(self, s, stats: SymbolStats, cfg: PredictConfig, cp, m_arr, r_arr, e1, e2,
+                 ev, conf, snr, itfdf, pot, local_of, pos_ptr, pos):
+        """Apply fuzzy tokens and affinity weights to every candidate (kato-3.10.md §1.4b, §1.4d).
+
+        Returns ((per-candidate (matches, anomalies) or None, an (nc × 4) array of the weighted
+        values or None), evidence, confidence, snr, potential). Fuzzy matching changes M, hence
+        evidence, confidence and snr; affinity changes potential; every other metric is the
+        compiled one. The per-candidate work is the direct engine's own functions (so the same
+        bits) in Python, over the candidates only.
+        """
+        n = len(s)
+        nc = cp.shape[0]
+        tau, emotive = cfg.fuzzy_token_threshold, cfg.affinity_emotive
+        per, jk, _ = _top_blocks(cp, e1, e2, self._flat, self._pstart, self._ebstart,
+                                 self._ebounds, local_of, n, pos_ptr, pos, self._max_len)
+        starts = self._pstart[cp]
+        lengths = self._pstart[cp + 1] - starts
+        lo = self._ebounds[self._ebstart[cp] + e1]
+        hi = self._ebounds[self._ebstart[cp] + e2]
+        names, flat = self._names_arr, self._flat
+        fuzzy = [] if tau > 0 else None
+        m = m_arr
+        if fuzzy is not None:
+            m = np.empty(nc, _I64)
+        weights = weighted = None
+        if emotive is not None:
+            weights = AffinityWeights(stats, emotive)
+            w_state = weights.sum(s)
+            weighted = np.empty((nc, 4), np.float64)
+        jk = jk.tolist()
+        block = 0
+        for c, a, length, r, u, v in zip(range(nc), starts.tolist(), lengths.tolist(),
+                                         per.tolist(), lo.tolist(), hi.tolist()):
+            p = names[flat[a: a + length]].tolist()
+            if fuzzy is not None:
+                matches, anomalies = fuzzy_matches(p, s, tau)
+                fuzzy.append((matches, anomalies))
+                m[c] = len(matches)
+            else:
+                matches, anomalies = [], ()
+                if weights is not None:
+                    for j, k in jk[block: block + r]:
+                        matches.extend(s[j: j + k])
+            block += r
+            if weights is not None:
+                # Never None: w(S) + w(P) >= 0.02.
+                weighted[c] = weighted_values(weights, w_state, s, p, p[u:v], matches, anomalies)
+        rho = hi - lo
+        if fuzzy is not None:  # evidence, confidence and snr with the fuzzy M (engine.md §6.6-6.8)
+            ev = np.where(lengths > 0, m / np.maximum(lengths, 1), 0.0)
+            conf = np.where(rho > 0, m / np.maximum(rho, 1), 0.0)
+            extra = n - m
+            den = 2.0 * m + extra
+            snr = np.where(den != 0, (2.0 * m - extra) / np.where(den != 0, den, 1.0), 0.0)
+        frag = r_arr - 1
+        g = np.where(frag == -1, 0.0, 1 / np.maximum(frag + 1, 1))
+        if weighted is not None:  # potential = (w_ev + w_conf)·w_snr + itfdf + g (§1.4d)
+            pot = (weighted[:, 1] + weighted[:, 2]) * weighted[:, 3] + itfdf + g
+        elif fuzzy is not None:
+            pot = (ev + conf) * snr + itfdf + g
+        return (fuzzy, weighted), ev, conf, snr, pot
 
     def _build(self, stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev, conf, snr,
                itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw, gcount,
-               agg, freq, local_of, pos_ptr, pos, scope, futures_json, as_json):
+               agg, freq, local_of, pos_ptr, pos, scope, futures_json, as_json, options=None):
         """Build the top predictions' 34-key objects (or, given ``as_json`` = (the state's
         distinct symbols, their local ids in the state), their JSON) and the future_potentials
         list (or its JSON bytes)."""
@@ -256,6 +304,8 @@ class PatternIndex(PatternColumns):
         predictions = []
         # The top's entropies (per present, or whole pattern on a finalized node).
         entropies = self._entropies(cp[top], e1[top], e2[top], *scope)
+        if options is not None:
+            as_json = None  # built as objects; the caller serialises them
         if as_json is not None:
             predictions = predictions_json(
                 self, stm, as_json, top, cp, e1, e2, sim, r_arr, ev, conf, snr, itfdf, pot, confl,
@@ -271,14 +321,15 @@ class PatternIndex(PatternColumns):
             block = 0
             copy = list.copy
             emotives = self._emotives
-            rows = zip(self._names(tp), tp.tolist(), per.tolist(), all_events, e1[top].tolist(),
+            fuzzy, weighted = options if options is not None else (None, None)
+            rows = zip(top.tolist(), self._names(tp), tp.tolist(), per.tolist(), all_events, e1[top].tolist(),
                        e2[top].tolist(), pot[top].tolist(), ev[top].tolist(), sim[top].tolist(),
                        (r_arr[top] - 1).astype(np.float64).tolist(), snr[top].tolist(),
                        confl[top].tolist(), info[top].tolist(), conf[top].tolist(),
                        itfdf[top].tolist(), tfidf[top].tolist(), prob[top].tolist(),
                        strength[top].tolist(), post[top].tolist(), prior[top].tolist(),
                        freq[top].tolist(), *(column.tolist() for column in entropies))
-            for (name, p, r, events, a, b, v_pot, v_ev, v_sim, v_frag, v_snr, v_confl, v_info,
+            for (c, name, p, r, events, a, b, v_pot, v_ev, v_sim, v_frag, v_snr, v_confl, v_info,
                  v_conf, v_itfdf, v_tfidf, v_prob, v_strength, v_post, v_prior, v_freq,
                  v_entropy, v_normalized, v_global) in rows:
                 matches = []
@@ -286,8 +337,15 @@ class PatternIndex(PatternColumns):
                     matches.extend(s[j: j + k])
                 block += r
                 present = events[a:b]
+                anomalies = []
+                if fuzzy is not None:  # kato-3.10.md §1.4b
+                    matches, anomalies = list(fuzzy[c][0]), [dict(x) for x in fuzzy[c][1]]
                 matched = set(matches)
                 in_present = {x for e in present for x in e}
+                if anomalies:  # decision 18: a fuzzy pair is neither missing nor extra
+                    matched.update(x["expected"] for x in anomalies)
+                    in_present.update(x["observed"] for x in anomalies)
+                w_sim, w_ev, w_conf, w_snr = (None,) * 4 if weighted is None else weighted[c].tolist()
                 predictions.append({
                     "type": "prototypical",
                     "name": name,
@@ -318,11 +376,11 @@ class PatternIndex(PatternColumns):
                     "bayesian_posterior": v_post,
                     "bayesian_prior": v_prior,
                     "bayesian_likelihood": v_sim,
-                    "anomalies": [],
-                    "weighted_similarity": None,
-                    "weighted_evidence": None,
-                    "weighted_confidence": None,
-                    "weighted_snr": None,
+                    "anomalies": anomalies,
+                    "weighted_similarity": w_sim,
+                    "weighted_evidence": w_ev,
+                    "weighted_confidence": w_conf,
+                    "weighted_snr": w_snr,
                 })
 
         started = self._phase("ranking_and_top", started)
@@ -381,6 +439,29 @@ def kernel_cache_dir() -> str | None:
         return os.path.dirname(_count_bound._cache._cache_path + os.sep)
     except AttributeError:
         return None
+
+
+def kernels_cached() -> bool:
+    """Whether numba's on-disk cache holds every kernel for the current source (so warm_up only
+    loads machine code). False when unsure."""
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    package = __name__.rpartition(".")[0]
+    try:
+        found = 0
+        for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+            module = importlib.import_module(f"{package}.{info.name}")
+            for value in vars(module).values():
+                if isinstance(value, CPUDispatcher) and value.__module__ == module.__name__:
+                    found += 1
+                    if not value._cache._cache_file._load_index():  # numba's index: {} if stale
+                        return False
+        return found > 0
+    except Exception:  # numba's cache internals moved: assume nothing is cached
+        return False
 
 
 def warm_up() -> bool:
