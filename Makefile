@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test migrate venv dev-venv browser nginx clean bench bench-accuracy
+.PHONY: run test test-packaging migrate venv dev-venv browser nginx clean bench bench-accuracy
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,11 +34,17 @@ browser:
 nginx:
 	command -v nginx >/dev/null || (apt-get update && apt-get install -y nginx)
 
+# The packaging tests (pip install into a fresh venv; a fresh clone's `make run`) build
+# virtual environments of their own and use no test database: CI runs them once, after the
+# suite on both databases (make test-packaging).
 test: dev-venv browser nginx
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not packaging" $(PYTEST_ARGS)
+
+test-packaging: dev-venv
+	$(PY) -m pytest -m packaging $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache build *.egg-info
 
 # Load test: one Locust scenario, headless, against gunicorn on PostgreSQL (database
 # LOAD_DB, pre-loaded with PATTERNS patterns for mix/predict); CSV stats go to

@@ -109,12 +109,14 @@ def register_blueprints(app: Flask) -> None:
     from kato_web.api.operations import bp as operations_bp
     from kato_web.api.sessions import bp as sessions_bp
     from kato_web.api.symbols import bp as symbols_bp
+    from kato_web.web.docs import bp as docs_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(operations_bp)
     app.register_blueprint(symbols_bp)
     app.register_blueprint(admin_bp)  # the admin UI at /admin
+    app.register_blueprint(docs_bp)  # /openapi.json, /docs, /redoc
 
 
 def register_middleware(app: Flask, config: Config) -> None:

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from kato_web.config import PROJECT_ROOT, Config, ConfigError
+from kato_web.config import PROJECT_ROOT, Config, ConfigError, in_source_checkout, project_file
 
 
 def _safe_url(url: str) -> str:
@@ -45,9 +45,17 @@ def cmd_check(config: Config, args) -> int:
 
 
 def cmd_serve(config: Config, args) -> int:
-    """Replace this process by gunicorn with the project's gunicorn.conf.py and wsgi:app."""
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py"),
-            "--chdir", str(PROJECT_ROOT), *args.gunicorn_args, "wsgi:app"]
+    """Replace this process by gunicorn with the project's gunicorn.conf.py and wsgi:app.
+
+    An installed kato-web (pip install .) uses the copies in its package (config.project_file)
+    and stays in the current directory, where its default SQLite database lives.
+    """
+    if in_source_checkout():
+        place = ["--chdir", str(PROJECT_ROOT)]
+    else:
+        place = ["--pythonpath", str(project_file("wsgi.py").parent)]
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(project_file("gunicorn.conf.py")), *place,
+            *args.gunicorn_args, "wsgi:app"]
     sys.stdout.flush()
     os.execv(sys.executable, argv)
     return 0  # pragma: no cover - execv does not return
@@ -146,7 +154,7 @@ def cmd_evaluate(config: Config, args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m kato_web",
+        prog="kato-web" if os.path.basename(sys.argv[0]) == "kato-web" else "python -m kato_web",
         description="kato-web's command line. Settings come from KATO_* environment variables "
                     "(README.md, Configuration); every command checks them first.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

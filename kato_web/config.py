@@ -21,13 +21,33 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kato_web.services import session_config
 
-# The service's version, as GET / and GET /status report it.
+# The service's version, as GET / and GET /status report it (and the package's, pyproject.toml).
 VERSION = "1.1.0"
 # The KATO release whose API kato-web answers like (kato-3.10.md decision 13).
 KATO_API_VERSION = "3.10.1"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_DIR = PROJECT_ROOT / "instance"
+# An installed kato-web carries copies of the repository's root-level runtime files
+# (gunicorn.conf.py, alembic.ini, alembic/) here; setup.py puts them there.
+BUNDLED_ROOT = Path(__file__).resolve().parent / "_project"
+
+
+def in_source_checkout() -> bool:
+    return (PROJECT_ROOT / "alembic.ini").is_file() and (PROJECT_ROOT / "alembic").is_dir()
+
+
+def project_file(name: str) -> Path:
+    """Return a root-level project file (`gunicorn.conf.py`, `alembic.ini`, `alembic`):
+    the repository's in a checkout, the package's copy in an installed kato-web."""
+    root = PROJECT_ROOT if in_source_checkout() else BUNDLED_ROOT
+    path = root / name
+    if not path.exists():
+        raise FileNotFoundError(f"{name} is missing from {root}: reinstall kato-web")
+    return path
+
+
+# The checkout's instance/ (make run), or ./instance for an installed kato-web.
+INSTANCE_DIR = (PROJECT_ROOT if in_source_checkout() else Path.cwd()) / "instance"
 ENV_PREFIX = "KATO_"
 
 # The 22 session settings' defaults live with their rules (services/session_config.py).

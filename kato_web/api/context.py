@@ -14,8 +14,11 @@ def mark_session(session_id: str) -> None:
     g.session_id = session_id
 
 
-def add_session_route(bp: Blueprint, rule: str, method: str, func, large_answer: bool = False) -> None:
+def add_session_route(bp: Blueprint, rule: str, method: str, func, large_answer: bool = False,
+                      doc=None) -> None:
     """Expose `func(ctx, session_id)` as a view that answers its result as JSON.
+
+    `doc`: the view's OpenAPI description (kato_web.web.openapi.Operation).
 
     `large_answer`: the answer can be tens of thousands of objects (predictions), so the
     garbage collector is paused until they are serialised and freed (kato_web/web/gcpause.py).
@@ -32,4 +35,6 @@ def add_session_route(bp: Blueprint, rule: str, method: str, func, large_answer:
     else:
         view = answer
     view.__name__ = func.__name__
+    if doc is not None:
+        view.openapi = doc
     bp.add_url_rule(rule, endpoint=func.__name__, view_func=view, methods=[method])

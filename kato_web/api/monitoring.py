@@ -17,11 +17,13 @@ import time
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
+from kato_web.api import responses as R
 from kato_web.api.context import ctx
 from kato_web.api.schemas import query_int
 from kato_web.services import knowledge
 from kato_web.services import monitoring as svc
 from kato_web.web.errors import ApiError
+from kato_web.web.openapi import Param, describe
 
 bp = Blueprint("monitoring", __name__)
 
@@ -81,6 +83,10 @@ def wants_prometheus(accept_header: str | None, format_arg: str | None = None) -
 
 
 @bp.get("/metrics")
+@describe(summary="Service metrics: KATO's JSON, or Prometheus text for a scraper", tag="monitoring",
+          response=R.Metrics, params=(Param("format", "query", {"type": "string", "enum": ["json", "prometheus", "text", "openmetrics"]},
+                                            "`prometheus` asks for Prometheus text (so does an `Accept: text/plain` header)."),),
+          alternatives={"text/plain": {"schema": {"type": "string"}}})
 def metrics():
     if wants_prometheus(request.headers.get("Accept"), request.args.get("format")):
         return Response(svc.prometheus_text(ctx()), mimetype=None,
@@ -89,11 +95,15 @@ def metrics():
 
 
 @bp.get("/stats")
+@describe(summary="Status and time series over a window", tag="monitoring", response=R.Stats,
+          params=(Param("minutes", "query", {"type": "integer", "default": 10}, "The window, in minutes."),), errors=("validation",))
 def stats():
     return jsonify(svc.stats(ctx(), query_int(request, "minutes", 10)))
 
 
 @bp.get("/metrics/<metric_name>")
+@describe(summary="One metric's time series", tag="monitoring", response=R.MetricSeries,
+          params=(Param("minutes", "query", {"type": "integer", "default": 10}, "The window, in minutes."),), errors=("validation", "no_data"))
 def metric(metric_name):
     minutes = query_int(request, "minutes", 10)
     body = svc.metric_series(metric_name, minutes)
@@ -103,16 +113,21 @@ def metric(metric_name):
 
 
 @bp.get("/concurrency")
+@describe(summary="Requests in flight against capacity", tag="monitoring", response=R.Concurrency)
 def concurrency():
     return jsonify(svc.concurrency(ctx()))
 
 
 @bp.get("/cache/stats")
+@describe(summary="The workers' knowledge caches", tag="monitoring", response=R.CacheStats)
 def cache_stats():
     return jsonify(svc.cache_stats(ctx()))
 
 
 @bp.post("/cache/invalidate")
+@describe(summary="Drop this worker's cached knowledge (never the stored knowledge)", tag="monitoring",
+          response=R.CacheInvalidated, errors=("failed",),
+          params=(Param("session_id", "query", {"type": "string"}, "Only the node of this session."),))
 def cache_invalidate():
     try:
         return jsonify(knowledge.invalidate(ctx(), request.args.get("session_id")))
@@ -121,11 +136,14 @@ def cache_invalidate():
 
 
 @bp.get("/distributed-stm/stats")
+@describe(summary="KATO's distributed-STM report (always disabled: STM lives in the database)",
+          tag="monitoring", response=R.DistributedSTMStats)
 def distributed_stm_stats():
     return jsonify(svc.distributed_stm_stats())
 
 
 @bp.get("/connection-pools")
+@describe(summary="Database connection pools", tag="monitoring", response=R.ConnectionPools)
 def connection_pools():
     return jsonify(svc.connection_pools(ctx()))
 

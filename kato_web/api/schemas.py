@@ -11,8 +11,9 @@ import re
 from typing import Any, Optional
 
 from flask import Request
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
+from kato_web.services.sessions import MAX_TTL_SECONDS
 from kato_web.web.errors import RequestValidationError
 
 
@@ -21,17 +22,23 @@ class _Body(BaseModel):
 
 
 class CreateSessionRequest(_Body):
-    node_id: str
-    metadata: Optional[dict[str, Any]] = None
-    ttl_seconds: Optional[int] = None
-    config: Optional[dict[str, Any]] = None
+    node_id: str = Field(description="Selects the node whose long-term memory the session uses.")
+    metadata: Optional[dict[str, Any]] = Field(None, description="Stored and echoed; no meaning to kato-web.")
+    ttl_seconds: Optional[int] = Field(None, ge=0, le=MAX_TTL_SECONDS,
+                                       description="Sliding lifetime; `0` or absent: the server default.")
+    config: Optional[dict[str, Any]] = Field(
+        None, description="Initial settings (see POST /sessions/{session_id}/config); one invalid value "
+                          "and all are dropped, as KATO does.")
 
-    @field_validator("ttl_seconds")
-    @classmethod
-    def _non_negative(cls, v):
-        if v is not None and v < 0:
-            raise ValueError("ttl_seconds must not be negative")
-        return v
+
+# The largest emotive or vector value accepted. Emotives are summed into averages and per-symbol
+# affinity totals, vectors into one vector per observation; with values bounded like this no sum
+# can overflow a float (PostgreSQL refuses the overflow; it used to surface as a 500).
+MAX_MAGNITUDE = 1e100
+
+
+def _bounded(value: float) -> bool:
+    return value == value and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE
 
 
 class ObservationRequest(_Body):
@@ -45,8 +52,8 @@ class ObservationRequest(_Body):
     @classmethod
     def _finite(cls, v):
         for value in v.values():
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ValueError("emotive values must be finite numbers")
+            if not _bounded(value):
+                raise ValueError(f"emotive values must be finite numbers within ±{MAX_MAGNITUDE:g}")
         return v
 
     @field_validator("vectors")
@@ -54,8 +61,8 @@ class ObservationRequest(_Body):
     def _finite_vectors(cls, v):
         for vector in v:
             for value in vector:
-                if value != value or value in (float("inf"), float("-inf")):
-                    raise ValueError("vector values must be finite numbers")
+                if not _bounded(value):
+                    raise ValueError(f"vector values must be finite numbers within ±{MAX_MAGNITUDE:g}")
         return v
 
 
@@ -79,16 +86,37 @@ def _error_items(exc: ValidationError, prefix: tuple) -> list[dict]:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_NUL_ESCAPE = re.compile(rb"\\u0000")
+
+
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def reject_lone_surrogates(raw: bytes) -> None:
-    """Refuse (422) a body whose JSON escapes make a string with a lone UTF-16 surrogate.
+    """Refuse (422) a body whose JSON escapes make a string with a lone UTF-16 surrogate, or a NUL.
 
     JSON allows ``"\\ud800"``, but such a string is not Unicode text: it cannot be stored in
     PostgreSQL or written back out as UTF-8, so accepting it would fail later (a 500, or a
     node whose patterns can no longer be served). Raw UTF-8 cannot carry surrogates at all, so
     only bodies with a surrogate escape are checked, by encoding what they parse to.
     """
+    if _NUL_ESCAPE.search(raw):
+        # PostgreSQL text and JSON cannot hold NUL characters ("\u0000"): refuse them here,
+        # for both databases, rather than fail at the write (a 500).
+        try:
+            if _holds_nul(json.loads(raw)):
+                raise RequestValidationError([{"type": "string_nul", "loc": ["body"],
+                                               "msg": "Input should be a valid string: NUL character",
+                                               "input": None}])
+        except ValueError:
+            return
     if not _SURROGATE_ESCAPE.search(raw):
         return
     try:

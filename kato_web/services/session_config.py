@@ -63,7 +63,24 @@ def _is_number(v) -> bool:
             and not (isinstance(v, float) and not math.isfinite(v)))
 
 
+# Each check carries the JSON schema of what it accepts (`check.schema`), so the OpenAPI
+# document describes the settings from the code that validates them (json_schema() below).
+def _described(schema: dict):
+    def attach(check):
+        check.schema = schema
+        return check
+    return attach
+
+
+def _bounds(schema: dict, lo, hi) -> dict:
+    schema["minimum"] = lo
+    if hi is not None:
+        schema["maximum"] = hi
+    return schema
+
+
 def _int_range(lo, hi, message):
+    @_described(_bounds({"type": "integer"}, lo, hi))
     def check(v):
         if not _is_int(v) or v < lo or (hi is not None and v > hi):
             return message
@@ -72,6 +89,7 @@ def _int_range(lo, hi, message):
 
 
 def _number_range(lo, hi, message):
+    @_described(_bounds({"type": "number"}, lo, hi))
     def check(v):
         if not _is_number(v) or v < lo or (hi is not None and v > hi):
             return message
@@ -79,24 +97,31 @@ def _number_range(lo, hi, message):
     return check
 
 
+@_described({"type": "boolean"})
 def _bool(v):
     return None if isinstance(v, bool) else BOOL_MESSAGE
 
 
 def _one_of(options, message):
+    @_described({"type": "string", "enum": list(options)})
     def check(v):
         return None if isinstance(v, str) and v in options else message
     return check
 
 
+@_described({"type": "string", "description": "`CLEAR` or `ROLLING`; any other string is stored as `CLEAR`.",
+             "examples": list(STM_MODES)})
 def _stm_mode(v):
     return None if isinstance(v, str) else "Must be a string"
 
 
+@_described({"anyOf": [{"type": "string", "minLength": 1}, {"type": "null"}],
+             "description": "The emotive whose affinity weights predictions (`weighted_*`); null: off."})
 def _emotive_name(v):
     return None if isinstance(v, str) and v else "Must be a non-empty string (an emotive name) or null"
 
 
+@_described({"type": "array", "items": {"type": "string", "enum": list(FILTER_STAGES)}})
 def _filter_pipeline(v):
     if isinstance(v, list) and all(isinstance(x, str) and x in FILTER_STAGES for x in v):
         return None
@@ -132,6 +157,37 @@ CHECKS = {
     "max_candidates_per_stage": _int_range(100, None, "Must be an integer of at least 100"),
     "enable_filter_metrics": _bool,
 }
+
+
+_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"))
+
+
+def setting_schema(key: str) -> dict:
+    """Return the JSON schema of one session setting, from its check (or its default's type)."""
+    check = CHECKS.get(key)
+    schema = getattr(check, "schema", None)
+    if schema is None:
+        default = SESSION_DEFAULTS.get(key)
+        schema = next(({"type": name} for kind, name in _JSON_TYPES if isinstance(default, kind)), {})
+    return dict(schema)
+
+
+def json_schema(effective: bool = False) -> dict:
+    """Return the JSON schema of a settings map.
+
+    effective=False: an update (any subset; `null` resets a key to the server default; unknown
+    keys are ignored). effective=True: the answer of GET …/config, every key present.
+    """
+    properties = {}
+    for key in CHECKS:
+        schema = setting_schema(key)
+        if not effective:
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        properties[key] = schema
+    out = {"type": "object", "properties": properties}
+    if effective:
+        out["required"] = list(CONFIG_KEYS)
+    return out
 
 
 def _normalise(key: str, value):

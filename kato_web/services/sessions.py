@@ -15,6 +15,10 @@ from kato_web.services.context import Context
 from kato_web.store import repositories as repo
 from kato_web.web.errors import ApiError, SessionNotFound
 
+# A session lifetime beyond this would put its expiry past what a timestamp can show (the
+# answers' `expires_at`): about 68 years.
+MAX_TTL_SECONDS = 2**31 - 1
+
 _NODE_UNSAFE = re.compile(r'[/\\. "$*<>:|?\-]')
 KB_ID_MAX = 60
 
@@ -180,6 +184,10 @@ def extend_session(ctx: Context, session_id: str, ttl_seconds: int) -> dict:
             raise ApiError(422, [{"type": "greater_than", "loc": ["query", "ttl_seconds"],
                                   "msg": "Input should be greater than 0", "input": ttl_seconds,
                                   "ctx": {"gt": 0}}])
+        if ttl_seconds > MAX_TTL_SECONDS:
+            raise ApiError(422, [{"type": "less_than_equal", "loc": ["query", "ttl_seconds"],
+                                  "msg": f"Input should be less than or equal to {MAX_TTL_SECONDS}",
+                                  "input": ttl_seconds, "ctx": {"le": MAX_TTL_SECONDS}}])
         repo.update_session(conn, session_id, expires_at=ctx.clock() + ttl_seconds)
     return {"status": "extended", "session_id": session_id, "ttl_seconds": ttl_seconds}
 

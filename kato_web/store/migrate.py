@@ -4,12 +4,13 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
-from kato_web.config import PROJECT_ROOT
+from kato_web.config import project_file
 
 
 def alembic_config(url: str) -> AlembicConfig:
-    cfg = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    # The repository's alembic/ or the installed package's copy (config.project_file).
+    cfg = AlembicConfig(str(project_file("alembic.ini")))
+    cfg.set_main_option("script_location", str(project_file("alembic")))
     cfg.attributes["url"] = url
     cfg.attributes["configure_logging"] = False
     return cfg

@@ -47,7 +47,8 @@ def test_create_defaults_and_echo(client):
     ({"node_id": 5}, ["body", "node_id"], "string_type"),
     ({"node_id": "x", "metadata": "no"}, ["body", "metadata"], "dict_type"),
     ({"node_id": "x", "ttl_seconds": "soon"}, ["body", "ttl_seconds"], "int_parsing"),
-    ({"node_id": "x", "ttl_seconds": -5}, ["body", "ttl_seconds"], "value_error"),
+    ({"node_id": "x", "ttl_seconds": -5}, ["body", "ttl_seconds"], "greater_than_equal"),
+    ({"node_id": "x", "ttl_seconds": 2**31}, ["body", "ttl_seconds"], "less_than_equal"),
     ([1, 2], ["body"], "model_type"),
 ])
 def test_create_session_validation(client, payload, loc, kind):
@@ -226,6 +227,7 @@ def test_extend_validation(client, new_session):
     sid = new_session()
     assert client.post(f"/sessions/{sid}/extend?ttl_seconds=0").status_code == 422
     assert client.post(f"/sessions/{sid}/extend?ttl_seconds=-3").status_code == 422
+    assert client.post(f"/sessions/{sid}/extend?ttl_seconds={2**31}").status_code == 422
     resp = client.post(f"/sessions/{sid}/extend?ttl_seconds=abc")
     assert resp.status_code == 422 and resp.get_json()["detail"][0]["loc"] == ["query", "ttl_seconds"]
     assert client.post(f"/sessions/{sid}/extend").get_json()["ttl_seconds"] == 3600
