@@ -130,6 +130,24 @@ def test_a_learn_through_one_instance_is_seen_by_the_next_predictions_through_th
         _sequence(http, cluster.a.url, older, [[f"o{round_}"], ["x"]], learn_at_end=True)
 
 
+def test_a_clear_all_through_one_instance_empties_the_next_answer_through_the_other(cluster):
+    # A clear-all starts a new generation of the node: B's copy must be dropped, not patched.
+    sid = _session(cluster.lb.url, _node("two-clear"))
+    http = requests.Session()
+    _sequence(http, cluster.a.url, sid, [["p"], ["q"], ["r"]], learn_at_end=True)
+    _sequence(http, cluster.a.url, sid, [["p"], ["q"]])
+    assert http.get(f"{cluster.b.url}/sessions/{sid}/predictions").json()["count"] == 1  # B holds a copy
+    assert http.post(f"{cluster.a.url}/sessions/{sid}/clear-all").status_code == 200
+    _sequence(http, cluster.a.url, sid, [["p"], ["q"]])
+    assert http.get(f"{cluster.b.url}/sessions/{sid}/predictions").json()["count"] == 0
+    # and a learn after the clear-all is the only pattern B then knows
+    assert http.post(f"{cluster.a.url}/sessions/{sid}/clear-stm").status_code == 200
+    _sequence(http, cluster.a.url, sid, [["p"], ["z"]], learn_at_end=True)
+    _sequence(http, cluster.a.url, sid, [["p"], ["q"]])
+    answer = http.get(f"{cluster.b.url}/sessions/{sid}/predictions").json()
+    assert [p["name"] for p in answer["predictions"]] == [pattern_name([["p"], ["z"]]).removeprefix("PTRN|")]
+
+
 def _admin(url: str) -> requests.Session:
     http = requests.Session()
     token = TOKEN.search(http.get(f"{url}/admin/login").text).group(1)
