@@ -36,6 +36,7 @@ from kato_web.config import PROJECT_ROOT, Config
 from kato_web.services import admin as admin_svc
 from kato_web.services import evaluation as ev
 from kato_web.services import predict as predict_svc
+from kato_web.services import security
 from kato_web.services.context import Context
 from kato_web.services.sessions import server_defaults
 from kato_web.store import repositories as repo
@@ -414,9 +415,14 @@ def apply_suggestion(ctx: Context, job_id: str) -> tuple[dict, list[str], dict |
 
 
 def record_applied(ctx: Context, job_id: str, suggestion: dict, changed: list[str]) -> None:
-    """Hook for the admin audit trail: a saved suggestion is a settings change like any other.
+    """Add the saved suggestion to the audit trail, beside save_settings' per-key records.
 
-    The audit table (issue 15) is not on main yet; until it is, the change is logged here.
+    save_settings already records each changed key (old → new); this record ties them to the
+    evaluation that suggested them.
     """
+    security.record_now(ctx, "evaluation_applied", target=job_id,
+                        detail={"recall_threshold": suggestion["threshold"],
+                                "max_predictions": suggestion["max_predictions"],
+                                "changed": list(changed)})
     log.info("evaluation %s applied: recall_threshold=%s max_predictions=%s (changed: %s)", job_id,
              suggestion["threshold"], suggestion["max_predictions"], ", ".join(changed) or "nothing")

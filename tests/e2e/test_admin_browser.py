@@ -39,8 +39,12 @@ NONE = [["q"], ["r"], ["s"]]
 def server(database_url):
     engine = create_engine(database_url)
     wipe(engine)  # no settings or patterns left by other tests
-    # No KATO_SECRET_KEY: both workers must derive the same cookie key from the password.
-    srv = Gunicorn(database_url, workers=2, threads=2, env={"KATO_ADMIN_PASSWORD": PASSWORD}).wait_ready()
+    # No KATO_SECRET_KEY: both workers must share the random cookie key kept in the database.
+    # Every test here signs in from 127.0.0.1 within a minute or two; the sign-in limit has tests
+    # of its own (tests/integration/test_admin_security.py), so it is raised here.
+    srv = Gunicorn(database_url, workers=2, threads=2,
+                   env={"KATO_ADMIN_PASSWORD": PASSWORD, "KATO_ADMIN_LOGIN_LIMIT": "1000 per minute",
+                        "KATO_ADMIN_LOGIN_GLOBAL_LIMIT": "1000 per minute"}).wait_ready()
     yield srv
     srv.stop()
     wipe(engine)

@@ -36,8 +36,18 @@ def test_two_instances_json_logs_metrics_and_control_sockets(database_url, tmp_p
             ready = requests.get(server.url + "/readyz")
             assert ready.status_code == 200, ready.text
             assert ready.json()["checks"]["kernels"]["detail"] == "compiled path ready"
-            text = requests.get(server.url + "/metrics?format=prometheus").text
-            # Both workers count, though at most one of them has served a request.
+            # Both workers count once each has started (post_worker_init), whether or not it has
+            # served a request. /health answering proves one worker is up, not both: on a loaded
+            # machine the second may still be starting, so ask again (one keep-alive connection,
+            # so these scrapes are served by a single worker) until it counts.
+            scraper = requests.Session()
+            deadline = time.time() + 60
+            while True:
+                text = scraper.get(server.url + "/metrics?format=prometheus").text
+                if _prometheus_value(text, "kato_workers") == 2 or time.time() > deadline:
+                    break
+                time.sleep(0.2)
+            scraper.close()
             assert _prometheus_value(text, "kato_workers") == 2
             assert started - 5 <= _prometheus_value(text, "kato_start_time_seconds") <= time.time()
             sid = requests.post(server.url + "/sessions", json={"node_id": "ops"}).json()["session_id"]

@@ -75,6 +75,12 @@ def test_apply_saves_the_suggestion_through_the_settings_validation(kato, node):
                                                                  suggestion["max_predictions"])
     assert set(changed) <= {"recall_threshold", "max_predictions"} and changed
     assert jobs.detail(kato, job_id)["result"]["applied"] is True
+    # The audit trail holds the per-key changes and the evaluation that suggested them.
+    from kato_web.services import security
+    audit = security.audit_page(kato, None, None, None, 1)["rows"]
+    assert {row["target"] for row in audit if row["action"] == "setting_changed"} == set(changed)
+    applied = [row for row in audit if row["action"] == "evaluation_applied"]
+    assert [row["target"] for row in applied] == [job_id]
 
 
 def test_uploaded_sequences_are_evaluated_against_every_pattern(kato, node):
