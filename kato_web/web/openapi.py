@@ -23,6 +23,7 @@ from pydantic.json_schema import models_json_schema
 
 from kato_web.api import responses as R
 from kato_web.config import KATO_API_VERSION, VERSION
+from kato_web.web import auth
 
 OPENAPI_VERSION = "3.1.0"
 SCHEMA_REF = "#/components/schemas/{model}"
@@ -90,6 +91,12 @@ ERRORS: dict[str, tuple[int, str, type[BaseModel]]] = {
     "too_large": (413, "The request body (after inflating) exceeds KATO_MAX_REQUEST_BYTES.", R.ErrorMessage),
     "no_data": (404, "No data for that metric in the window (shape A).", R.ErrorMessage),
     "failed": (500, "The operation failed (shape A).", R.ErrorMessage),
+    "unauthorized": (401, "API keys are configured and the request carries none, or an unknown or revoked "
+                          "one: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.", R.ErrorMessage),
+    "forbidden": (403, "The API key is read-only (a write), or limited to node ids with another prefix; or a "
+                       "browser write from an origin outside KATO_CORS_ORIGINS.", R.ErrorMessage),
+    "unsupported_media": (415, "A request body that is not UTF-8 JSON (`Content-Type: application/json` "
+                               "or a `+json` type; the gzip of it is inflated first).", R.ErrorMessage),
     "unavailable": (503, "The database is unreachable or saturated; nothing was changed: retry after "
                          "`Retry-After` seconds.", R.ErrorMessage),
     "not_ready": (503, "Not ready (the body says why); retry after `Retry-After` seconds.", R.Readiness),
@@ -98,9 +105,26 @@ ERRORS: dict[str, tuple[int, str, type[BaseModel]]] = {
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
 ERROR_HEADERS: dict[str, dict] = {"unavailable": RETRY_AFTER, "not_ready": RETRY_AFTER}
 # Errors any operation with a request body can give.
-BODY_ERRORS = ("too_large", "bad_gzip")
-# Errors every operation of the API can give (authentication adds its own here).
+BODY_ERRORS = ("too_large", "bad_gzip", "unsupported_media")
+# Errors every operation of the API can give.
 COMMON_ERRORS: tuple[str, ...] = ("unavailable",)
+# Errors of the operations that need a key once keys are configured (all but the open ones).
+AUTH_ERRORS: tuple[str, ...] = ("unauthorized", "forbidden")
+# The two ways to present a key (web/auth.py); without configured keys none is asked for.
+SECURITY_SCHEMES = {
+    "bearerKey": {"type": "http", "scheme": "bearer",
+                  "description": "An API key as `Authorization: Bearer <key>` (KATO_API_KEYS or /admin/keys)."},
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                     "description": "The same API key in the X-API-Key header."},
+}
+# `{}` first: a service without configured keys is open, as KATO is.
+SECURITY = [{}, {"bearerKey": []}, {"apiKeyHeader": []}]
+
+
+def is_open(endpoint: str, rule: str) -> bool:
+    """Whether a route answers without a key even when keys are configured (web/auth.py's list)."""
+    return (endpoint in auth.OPEN_ENDPOINTS or endpoint.startswith(auth.OPEN_PREFIXES)
+            or rule in auth.OPEN_PATHS)
 
 SESSION_ID = {"type": "string", "description": "The id `POST /sessions` returned."}
 NODE_PARAMS = (
@@ -225,6 +249,10 @@ def build_document(app: Flask) -> dict:
         if parameters:
             entry["parameters"] = parameters
         errors = list(op.errors) + list(COMMON_ERRORS)
+        if is_open(rule.endpoint, rule.rule):
+            entry["security"] = []
+        else:
+            errors += [e for e in AUTH_ERRORS if e not in errors]
         if op.body is not None:
             schema = (refs[op.body, "validation"] if isinstance(op.body, type) else op.body())
             entry["requestBody"] = {"required": op.body_required,
@@ -253,8 +281,10 @@ def build_document(app: Flask) -> dict:
             "x-kato-api-version": KATO_API_VERSION,
         },
         "tags": TAGS,
+        "security": SECURITY,
         "paths": paths,
         "components": {
+            "securitySchemes": SECURITY_SCHEMES,
             "schemas": defs.get("$defs", {}),
             "responses": {
                 _response_name(name): {"description": text,

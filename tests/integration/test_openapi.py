@@ -155,3 +155,32 @@ def test_documentation_pages_are_served_locally(client):
     assert client.get("/docs/static/../openapi.py").status_code == 404
     root = client.get("/").get_json()
     assert client.get(root["docs"]).status_code == 200
+
+
+def test_keys_and_json_bodies_are_described(contract, database_url):
+    """The API-key schemes, 401/403 on every guarded operation (not on the open ones), 415 on bodies."""
+    doc = contract.document
+    assert set(doc["components"]["securitySchemes"]) == {"bearerKey", "apiKeyHeader"}
+    assert doc["security"][0] == {}  # no keys configured: open, as KATO is
+    for path in ("/health", "/livez", "/readyz"):
+        op = contract.operation(path, "get")
+        assert op["security"] == [] and "401" not in op["responses"], path
+    for path, method in (("/sessions", "post"), ("/sessions/{session_id}/predictions", "get"), ("/metrics", "get")):
+        op = contract.operation(path, method)
+        assert {"401", "403"} <= set(op["responses"]) and "security" not in op, path
+    assert "415" in contract.operation("/sessions/{session_id}/observe", "post")["responses"]
+    # A live 401 and 415 answer match what the document says of them.
+    from kato_web import create_app
+    from tests.conftest import make_config
+    keyed = create_app(make_config(database_url, api_keys="key-0123456789abcdef0123"))
+    try:
+        client = keyed.test_client()
+        resp = client.post("/sessions", json={"node_id": "n"})
+        assert resp.status_code == 401
+        contract.check("/sessions", "post", 401, resp.get_json())
+        resp = client.post("/sessions", data="node_id=n", content_type="application/x-www-form-urlencoded",
+                           headers={"X-API-Key": "key-0123456789abcdef0123"})
+        assert resp.status_code == 415
+        contract.check("/sessions", "post", 415, resp.get_json())
+    finally:
+        keyed.extensions["kato"].db.dispose()
