@@ -110,6 +110,27 @@ def _future_equal(p, e2, q, f2, flat, pstart, ebstart, ebounds, buf, buf2):
 
 
 @_jit
+def _tally(flat, lo, hi, slot_of, rsym, rcnt):
+    """Count flat[lo:hi] by symbol in first-appearance order into rsym/rcnt; return how many.
+
+    ``slot_of`` maps a symbol to its slot and must be all -1 on entry; the caller resets the
+    slots it used (``slot_of[rsym[u]] = -1`` for u < the returned count).
+    """
+    nd = 0
+    for t in range(lo, hi):
+        x = flat[t]
+        u = slot_of[x]
+        if u < 0:
+            slot_of[x] = nd
+            rsym[nd] = x
+            rcnt[nd] = 1
+            nd += 1
+        else:
+            rcnt[u] += 1
+    return nd
+
+
+@_jit
 def _entropies(cp, e1, e2, flat, pstart, ebstart, ebounds, pmf, has_pmf, tup, n_sym, whole,
                n_symbols, max_len):
     """Return (entropy, normalized_entropy, global_normalized_entropy) of each candidate.
@@ -139,17 +160,7 @@ def _entropies(cp, e1, e2, flat, pstart, ebstart, ebounds, pmf, has_pmf, tup, n_
         size = hi - lo
         if size == 0:
             continue
-        nd = 0
-        for t in range(lo, hi):
-            x = flat[t]
-            u = slot_of[x]
-            if u < 0:
-                slot_of[x] = nd
-                rsym[nd] = x
-                rcnt[nd] = 1
-                nd += 1
-            else:
-                rcnt[u] += 1
+        nd = _tally(flat, lo, hi, slot_of, rsym, rcnt)
         h = 0.0
         v = 0.0
         g = 0.0
@@ -300,17 +311,7 @@ def _ensemble(cp, sim, m_arr, r_arr, e1, e2, flat, pstart, ebstart, ebounds, fre
         lo = a + ebounds[b0 + e1[c]]
         hi = a + ebounds[b0 + e2[c]]
         rho = hi - lo
-        nd = 0
-        for t in range(lo, hi):
-            x = flat[t]
-            s = slot_of[x]
-            if s < 0:
-                slot_of[x] = nd
-                rsym[nd] = x
-                rcnt[nd] = 1
-                nd += 1
-            else:
-                rcnt[s] += 1
+        nd = _tally(flat, lo, hi, slot_of, rsym, rcnt)
         e = m / length if length else 0.0
         cf = m / rho if rho else 0.0
         extra = n - m
@@ -390,17 +391,7 @@ def _ensemble(cp, sim, m_arr, r_arr, e1, e2, flat, pstart, ebstart, ebounds, fre
             # outside D (the same value D's π has for those inside).
             for u in range(nd):
                 slot_of[rsym[u]] = -1
-            nd = 0
-            for t in range(a, a + length):
-                x = flat[t]
-                s = slot_of[x]
-                if s < 0:
-                    slot_of[x] = nd
-                    rsym[nd] = x
-                    rcnt[nd] = 1
-                    nd += 1
-                else:
-                    rcnt[s] += 1
+            nd = _tally(flat, a, a + length, slot_of, rsym, rcnt)
             if length == 0 or tup == 0:
                 tfidf[c] = 0.0
             else:
