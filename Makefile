@@ -49,7 +49,8 @@ clean:
 
 # Load test: one Locust scenario, headless, against gunicorn on PostgreSQL (database
 # LOAD_DB, pre-loaded with PATTERNS patterns for mix/predict); CSV stats go to
-# bench/results/. SCENARIO=mix|observe|predict|batch|health USERS=… DURATION=…
+# bench/results/. SCENARIO=mix|observe|predict|batch|learn|health USERS=… DURATION=…
+# (RATE=… offers a fixed load: tasks per second of all users together, instead of back to back.)
 # (WORKERS=… THREADS=… override gunicorn's defaults; INSTANCES=2 puts two gunicorns behind nginx.)
 SCENARIO ?= mix
 USERS ?= 32
@@ -59,7 +60,7 @@ LOAD_DB ?= postgresql+psycopg://postgres@127.0.0.1:5432/kato_load
 .PHONY: load
 load: dev-venv
 	$(PY) -m bench.run_load --scenario $(SCENARIO) --users $(USERS) --duration $(DURATION) \
-		--patterns $(PATTERNS) --database-url $(LOAD_DB) $(if $(WORKERS),--workers $(WORKERS)) \
+		--patterns $(PATTERNS) --database-url $(LOAD_DB) $(if $(WORKERS),--workers $(WORKERS)) $(if $(RATE),--rate $(RATE)) \
 		$(if $(THREADS),--threads $(THREADS)) $(if $(INSTANCES),--instances $(INSTANCES))
 
 # Next-event accuracy vs CPT+ and baselines (docs/accuracy.md); a few minutes on 2 cores.

@@ -6,12 +6,13 @@ compile on a request. Database connections, metrics files and threads start in e
 """
 import gc
 
-from kato_web import create_app, prepare_kernels
+from kato_web import create_app, preload_nodes, prepare_kernels
 from kato_web.config import Config
 
 config = Config.from_env()
 prepare_kernels(config)
 app = create_app(config)
+preload_nodes(app)  # KATO_PRELOAD_NODES: indexes the workers share copy-on-write
 
 # What the master built is shared with the workers copy-on-write; frozen objects are never
 # scanned by the collector, whose bookkeeping writes would otherwise copy those pages into

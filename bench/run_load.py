@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from bench import load_node  # noqa: E402
 from tests.support import Nginx, free_port  # noqa: E402
 
-SCENARIOS = ("mix", "observe", "predict", "batch", "health")
+SCENARIOS = ("mix", "observe", "predict", "batch", "learn", "health")
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -134,9 +134,11 @@ def _server_cpu(procs, run_db: str, nginx: subprocess.Popen | None = None) -> di
     (when there is one) and of PostgreSQL's backends for `run_db`."""
     import psutil
 
-    def seconds(p):
+    def seconds(p, reaped=False):
         t = p.cpu_times()
-        return t.user + t.system
+        # The master's figure includes the workers it has reaped (recycled after max_requests
+        # or dead), so their CPU is not lost when they exit between two readings.
+        return t.user + t.system + ((t.children_user + t.children_system) if reaped else 0.0)
 
     out = {"gunicorn": {}, "postgres": {}}
     groups = [("gunicorn", proc) for proc in (procs if isinstance(procs, (list, tuple)) else [procs])]
@@ -146,7 +148,8 @@ def _server_cpu(procs, run_db: str, nginx: subprocess.Popen | None = None) -> di
     for part, proc in groups:
         try:
             master = psutil.Process(proc.pid)
-            for p in [master, *master.children(recursive=True)]:
+            out[part][master.pid] = seconds(master, reaped=part == "gunicorn")
+            for p in master.children(recursive=True):
                 out[part][p.pid] = seconds(p)
         except psutil.Error:
             pass
@@ -172,7 +175,16 @@ def wait_idle(proc, run_db: str, timeout: float = 120.0) -> None:
 
 
 def _cpu_used(before: dict, after: dict) -> dict[str, float]:
-    return {part: sum(v - before[part].get(pid, 0.0) for pid, v in after[part].items()) for part in after}
+    """CPU seconds used between two readings, by part. gunicorn's (and nginx's) processes are
+    summed whole, before and after: a worker that exited in between is in its master's reaped
+    figure afterwards. PostgreSQL backends are taken pid by pid (an exited one is lost)."""
+    used = {}
+    for part in after:
+        if part == "postgres":
+            used[part] = sum(v - before[part].get(pid, 0.0) for pid, v in after[part].items())
+        else:
+            used[part] = sum(after[part].values()) - sum(before[part].values())
+    return used
 
 
 def summarise(stats_csv: Path) -> dict:
@@ -210,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="", help="added to the result file names")
     parser.add_argument("--instances", type=int, default=1, help="gunicorn instances (more than 1: behind nginx)")
     parser.add_argument("--nginx", action="store_true", help="put nginx in front even of one instance")
+    parser.add_argument("--rate", type=float, default=0,
+                        help="offered load: tasks per second of all users together (Locust constant "
+                             "throughput); default: back to back")
     args = parser.parse_args(argv)
 
     from kato_web.config import ServerSettings
@@ -245,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu_before = _server_cpu(proc, run_db, nginx_proc)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
-        env = dict(os.environ, KATO_LOAD_NODE=args.node, KATO_LOAD_SEED=str(args.seed))
+        env = dict(os.environ, KATO_LOAD_NODE=args.node, KATO_LOAD_SEED=str(args.seed),
+                   KATO_LOAD_USER_RATE=repr(args.rate / args.users if args.rate else 0.0))
         cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / f"{args.scenario}.py"),
                "--headless", "-u", str(args.users), "-r", str(args.spawn_rate or args.users),
                "-t", args.duration, "--host", url, "--csv", str(prefix), "--only-summary",
@@ -266,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
             stop(p)
     summary = summarise(prefix.with_name(prefix.name + "_stats.csv"))
     agg = summary.get("Aggregated", {})
-    line = {"scenario": args.scenario, "users": args.users, "duration": args.duration, "workers": workers,
+    line = {"scenario": args.scenario, "users": args.users, "duration": args.duration, "rate": args.rate or None,
+            "workers": workers,
             "threads": threads, "instances": max(1, args.instances), "nginx": nginx is not None, "patterns": patterns, "loadavg_before": round(load_before, 2),
             "loadavg_after": round(load_after, 2), **agg}
     # CPU milliseconds per request, by process group: robust to other load on the machine

@@ -103,6 +103,40 @@ def prepare_kernels(config: Config) -> str:
     return line
 
 
+def preload_nodes(app: Flask) -> list[str]:
+    """Load the nodes KATO_PRELOAD_NODES names into this process, to be shared with the workers
+    gunicorn forks from it (wsgi.py); log and return one line per node.
+
+    A node that cannot be loaded (database down, say) is left to the workers' first requests,
+    as without this setting: the start goes on, with a warning.
+    """
+    from kato_web.services import knowledge
+    from kato_web.services.sessions import kb_id_for
+    from kato_web.web import logs
+
+    kato = app.extensions["kato"]
+    nodes = tuple(kato.config.preload_nodes)
+    if not nodes:
+        return []
+    log = logs.app_logger(kato.config.log_format)
+    started = time.perf_counter()
+    try:
+        loaded = knowledge.preload(kato, nodes, lambda node: kb_id_for(node, kato.config.service_name))
+    except Exception as exc:  # the workers load on first use instead
+        line = f"preloading {','.join(nodes)} failed ({type(exc).__name__}: {exc}); workers load nodes on first use"
+        log.warning(line)
+        return [line]
+    heap.trim()
+    lines = [f"preloaded {kb_id}: {count:,} patterns, shared copy-on-write with the workers"
+             if count is not None else f"preload: no node {kb_id} in the database yet (loaded on first use)"
+             for kb_id, count in loaded]
+    done = sum(1 for _, count in loaded if count is not None)
+    lines.append(f"preloaded {done} node(s) in {time.perf_counter() - started:.1f} s")
+    for line in lines:
+        log.info(line)
+    return lines
+
+
 def start_worker(app: Flask) -> None:
     """Start a serving process's background work: its metrics flusher (which counts it as a live
     worker) and the periodic session sweep. gunicorn calls this in each worker after the fork

@@ -221,6 +221,10 @@ class Config(_Settings):
     # least-recently-used nodes are dropped beyond it (a node larger than the budget alone is
     # still served; 0: no bound). services/knowledge.py, docs/operations.md.
     index_memory_mb: int = Field(default=512, ge=0)
+    # Nodes whose indexes gunicorn's master loads before it forks the workers, comma-separated
+    # node ids ("*": every node, largest first, within index_memory_mb): the workers share those
+    # pages copy-on-write instead of each holding a copy (services/knowledge.py, docs/scaling.md).
+    preload_nodes: Annotated[tuple[str, ...], NoDecode] = ()
     # Expired sessions are deleted every session_sweep_seconds by one worker at a time, in
     # batches of session_sweep_batch rows (services/sweep.py; 0 s: never).
     session_sweep_seconds: float = Field(default=60.0, ge=0)
@@ -269,6 +273,19 @@ class Config(_Settings):
             if origin != "*" and not origin.startswith(("http://", "https://")):
                 raise ValueError(f"{origin!r} is not an origin like https://app.example.com (or *)")
         return origins
+
+    @field_validator("preload_nodes", mode="before")
+    @classmethod
+    def _preload(cls, value):
+        if isinstance(value, str):
+            value = value.split(",")
+        nodes = tuple(dict.fromkeys(str(n).strip() for n in value if str(n).strip()))
+        if "*" in nodes and len(nodes) > 1:
+            raise ValueError("'*' (every node) cannot be combined with node ids")
+        for node in nodes:
+            if len(node) > 256 or any(ord(c) < 32 for c in node):
+                raise ValueError(f"{node[:40]!r} is not a node id (at most 256 printable characters)")
+        return nodes
 
     @field_validator("cookie_secure", mode="before")
     @classmethod

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from locust import HttpUser, constant  # noqa: E402
+from locust import HttpUser, constant, constant_throughput  # noqa: E402
 from locust.contrib.fasthttp import FastHttpUser  # noqa: E402
 
 from bench.load_node import Vocabulary  # noqa: E402
@@ -40,11 +40,17 @@ _Base = HttpUser if os.environ.get("KATO_LOCUST_CLIENT") == "requests" else Fast
 HEADERS = {"Accept-Encoding": "gzip, deflate"}
 
 
+# Offered load (bench/run_load.py --rate): each user runs at most this many tasks a second
+# (Locust's constant throughput), so the users together offer a fixed rate instead of sending
+# back to back.
+_RATE = float(os.environ.get("KATO_LOAD_USER_RATE", "0"))
+
+
 class KatoUser(_Base):
     """A client with its own KATO session on `node_id`, and a seeded symbol source."""
 
     abstract = True
-    wait_time = constant(0)
+    wait_time = constant_throughput(_RATE) if _RATE > 0 else constant(0)
     node_id = LOAD_NODE
     session_config: dict | None = None
 

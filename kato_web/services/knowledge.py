@@ -159,6 +159,50 @@ def node_knowledge(ctx: Context, kb_id: str, node: dict | None = None) -> NodeKn
     return knowledge
 
 
+def preload(ctx: Context, node_ids: tuple[str, ...], kb_id_of) -> list[tuple[str, int | None]]:
+    """Load nodes into this process's cache now; return (kb_id, patterns) of each, with None
+    for a node the database does not hold (yet).
+
+    gunicorn's master calls this (wsgi.py, KATO_PRELOAD_NODES) before it forks the workers, so
+    they inherit the indexes and share their pages copy-on-write instead of each building its
+    own copy (docs/scaling.md, "Memory per instance"). ``("*",)`` loads every node, largest
+    first, while the estimated footprints stay within KATO_INDEX_MEMORY_MB. The arrays are
+    filled to their final form here (postings, string order, JSON texts of the symbols), so
+    the workers' predictions only read them; a later learn writes only the pages it touches.
+    The database connections are closed at the end: none may cross the fork.
+    """
+    try:
+        if tuple(node_ids) == ("*",):
+            with ctx.db.transaction(write=False) as conn:
+                rows = repo.list_nodes(conn)
+            rows.sort(key=lambda r: (-int(r["total_unique_patterns"]), r["kb_id"]))
+            budget, planned, kb_ids = _budget(ctx), 0, []
+            for row in rows:
+                estimate = int(row["total_unique_patterns"]) * (_BYTES_PER_PATTERN + 64) + _BYTES_PER_NODE
+                if budget and kb_ids and planned + estimate > budget:
+                    continue
+                planned += estimate
+                kb_ids.append(row["kb_id"])
+        else:
+            kb_ids = list(dict.fromkeys(kb_id_of(node) for node in node_ids))
+        loaded = []
+        for kb_id in kb_ids:
+            knowledge = node_knowledge(ctx, kb_id)
+            with knowledge.lock:
+                if knowledge.generation < 0:  # no such node (yet): nothing to share
+                    loaded.append((kb_id, None))
+                    continue
+                knowledge.index.prepare_shared()
+                knowledge.footprint = _footprint(knowledge)
+                loaded.append((kb_id, len(knowledge.index)))
+        for kb_id, count in loaded:
+            if count is None:
+                forget(ctx, kb_id)
+        return loaded
+    finally:
+        ctx.db.dispose()
+
+
 def _load_all(conn, knowledge: NodeKnowledge, upto: int) -> None:
     """Rebuild the index from every pattern of the node, streamed in learn order."""
     index = PatternIndex()

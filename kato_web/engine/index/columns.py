@@ -449,6 +449,17 @@ class PatternColumns:
                   self._positions, self._counts, self._srank, self._sym_json, self._sym_joff)
         return int(sum(a.nbytes for a in arrays))
 
+    def prepare_shared(self) -> None:
+        """Build now everything a prediction would otherwise build on first use (the postings
+        of every pattern, the symbols' string order and JSON texts, the count-bound scratch),
+        so processes forked after this only read the arrays and share their pages."""
+        if self._indexed != self._n:
+            self.build_postings()
+        self._string_order()
+        self._symbol_json()
+        if compiled.FAST and self._acc.shape[0] < self._indexed:
+            self._acc = np.zeros(self._indexed, np.int32)
+
     def build_postings(self) -> None:
         """(Re)build the inverted index over every pattern."""
         if not compiled.FAST:
