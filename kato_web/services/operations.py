@@ -2,7 +2,7 @@
 
 Each mutating call holds the session row lock for its whole transaction (api.md §4.7),
 so concurrent requests on one session never lose an event. Learning goes through
-`repo.learn_pattern`, which serialises on the node row and upserts atomically.
+`repo.learn_patterns`, which serialises on the node row and upserts atomically.
 """
 from __future__ import annotations
 
@@ -63,14 +63,25 @@ def store_learn(ctx: Context, conn, kb_id: str, request: LearnRequest, persisten
     added to every distinct symbol's affinity (§1.4c), and the session's pending vectors are
     stored on the node (decision 17), all in the learn's transaction.
     """
-    monitoring.count("patterns_learned")
-    return repo.learn_pattern(
-        conn, kb_id, request.hash, request.events, request.length, request.symbol_counts,
+    return store_learns(ctx, conn, kb_id, [request], persistence)[0]
+
+
+def store_learns(ctx: Context, conn, kb_id: str, requests: list[LearnRequest], persistence: int) -> list[dict]:
+    """Record learned patterns, in order, as `store_learn` would one by one, in a few statements."""
+    if not requests:
+        return []
+    monitoring.count("patterns_learned", len(requests))
+    return repo.learn_patterns(conn, kb_id, [_pattern_learn(request, persistence) for request in requests],
+                               now=ctx.clock())
+
+
+def _pattern_learn(request: LearnRequest, persistence: int) -> repo.PatternLearn:
+    return repo.PatternLearn(
+        request.hash, request.events, request.length, request.symbol_counts,
         emotives_window_fn=lambda old: push_emotive_records(old, request.emotive_records, persistence),
         metadata_merge_fn=lambda old, _is_new: merge_metadata(old, request.metadata),
-        now=ctx.clock(), affinity=request.affinity,
-        vectors=[(name, len(values), vector_engine.encode(values)) for name, values in request.vectors],
-    )
+        affinity=request.affinity,
+        vectors=[(name, len(values), vector_engine.encode(values)) for name, values in request.vectors])
 
 
 def _vector_memory(ctx: Context, conn, kb_id: str, observations: list[Observation]):
@@ -137,8 +148,7 @@ def observe(ctx: Context, session_id: str, obs: Observation) -> dict:
         # An observation that adds no event leaves no observe-time predictions (api.md §7.3.1).
         values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
                                          learns_follow=bool(outcome.learned), final_stm=outcome.state.stm))
-        for request in outcome.learned:
-            store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
+        store_learns(ctx, conn, row["kb_id"], outcome.learned, config["persistence"])
         repo.update_session(conn, session_id, **values)
     monitoring.count("observations")
     return {"status": "okay", "session_id": session_id, "processor_id": row["node_id"],
@@ -161,8 +171,7 @@ def observe_sequence(ctx: Context, session_id: str, observations: list[Observati
         if observations:
             values = {"state": _state_row(outcome.state)}
             split = outcome.learns_before_prediction
-            for request in outcome.learned[:split]:
-                store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
+            store_learns(ctx, conn, row["kb_id"], outcome.learned[:split], config["persistence"])
             if outcome.predictions_updated:
                 if outcome.prediction_stm is not None and len(outcome.learned) > split:
                     # Predictions must see this request's earlier learns (not yet committed,
@@ -175,8 +184,7 @@ def observe_sequence(ctx: Context, session_id: str, observations: list[Observati
                 else:
                     values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
                                                      learns_follow=False, final_stm=outcome.state.stm))
-            for request in outcome.learned[split:]:
-                store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
+            store_learns(ctx, conn, row["kb_id"], outcome.learned[split:], config["persistence"])
             repo.update_session(conn, session_id, **values)
     monitoring.count("observations", len(observations))
     return {"status": "completed", "processor_id": row["node_id"],

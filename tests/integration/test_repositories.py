@@ -141,3 +141,75 @@ def test_a_worker_copy_refreshed_step_by_step_equals_a_fresh_load(kato):
         _learn_events(conn, "step_kato", [["new"], ["one"]])
     copy = knowledge.node_knowledge(kato, "step_kato")
     assert len(copy.index) == 1 and copy.n_symbols == 2
+
+
+def _node_rows(conn, kb_id):
+    """Everything a node stores, without the columns that only say when (sequences of symbols
+    and affinity rows name the batch, not the learn)."""
+    from sqlalchemy import select
+
+    def rows(table, *columns, order):
+        return [tuple(r) for r in conn.execute(select(*(table.c[c] for c in columns))
+                                               .where(table.c.kb_id == kb_id).order_by(*(table.c[o] for o in order)))]
+
+    node = repo.get_node(conn, kb_id)
+    return {
+        "node": {k: node[k] for k in ("change_seq", "generation", "total_unique_patterns",
+                                      "total_pattern_frequencies", "total_symbols_in_patterns_frequencies",
+                                      "symbol_count")},
+        "patterns": rows(repo.patterns_t, "name", "events", "length", "frequency", "emotives", "metadata",
+                         "created_seq", "updated_seq", order=("created_seq",)),
+        "symbols": rows(repo.symbols_t, "symbol", "frequency", "pattern_member_frequency", order=("symbol",)),
+        "affinity": rows(repo.affinity_t, "symbol", "emotive", "total", order=("symbol", "emotive")),
+        "vectors": rows(repo.vectors_t, "name", "dim", "components", "created_seq", order=("name",)),
+    }
+
+
+def test_a_batch_of_learns_stores_what_learning_them_one_by_one_stores(kato):
+    """learn_patterns (one node lock, a few multi-row statements) against learn_pattern per learn:
+    the same rows, counters, sequences and results, with repeated patterns, a pattern already
+    stored, emotive windows, metadata, affinity sums whose float additions must keep learn order,
+    and vectors (one learned twice)."""
+    import random
+
+    from kato_web.engine.pattern import make_learn_request
+    from kato_web.services.operations import _pattern_learn
+
+    rng = random.Random(7)
+    requests = []
+    for k in range(40):
+        events = [[f"x{rng.randrange(3)}", f"y{rng.randrange(2)}"]] + [[f"z{rng.randrange(3)}"]] * rng.randrange(2)
+        emotives = [{"joy": rng.choice([0.1, 0.2, 0.3, 1e-17]), "fear": -0.7}] if k % 3 else []
+        metadata = [{"tag": f"t{k % 4}"}] if k % 5 == 0 else []
+        vectors = [[f"VCTR|{k % 3:040d}", [float(k % 3), 1.5]]] if k % 7 == 0 else []
+        requests.append(make_learn_request(events, emotives, metadata, vectors))
+    assert len({r.hash for r in requests}) < len(requests)  # some patterns recur in the batch
+    learns = [_pattern_learn(r, persistence=3) for r in requests]
+    with kato.db.transaction() as conn:
+        for kb_id in ("one_kato", "batch_kato"):  # both nodes know the first pattern already
+            repo.learn_pattern(conn, kb_id, *learns[0][:6], now=1.0)
+    with kato.db.transaction() as conn:
+        singly = [repo.learn_patterns(conn, "one_kato", [learn], now=2.0)[0] for learn in learns]
+        batched = repo.learn_patterns(conn, "batch_kato", learns, now=2.0)
+        one, batch = _node_rows(conn, "one_kato"), _node_rows(conn, "batch_kato")
+    assert batched == singly
+    assert [r["is_new"] for r in batched].count(True) == len({r.hash for r in requests}) - 1
+    assert batch == one
+    assert len(batch["affinity"]) > 0 and len(batch["vectors"]) == 3
+    assert max(f for *_, f, _e, _m, _c, _u in batch["patterns"]) > 2
+
+
+def test_a_batch_learning_more_distinct_patterns_than_one_statement_carries(kato):
+    from kato_web.engine.pattern import make_learn_request
+    from kato_web.services.operations import _pattern_learn
+
+    learns = [_pattern_learn(make_learn_request([[f"p{k}"], [f"q{k % 7}"]], [], []), persistence=5)
+              for k in range(260)] * 2
+    with kato.db.transaction() as conn:
+        results = repo.learn_patterns(conn, "many_kato", learns, now=3.0)
+        rows = _node_rows(conn, "many_kato")
+    assert [r["seq"] for r in results] == list(range(1, 521))
+    assert [r["frequency"] for r in results] == [1] * 260 + [2] * 260
+    assert rows["node"]["total_unique_patterns"] == 260 and rows["node"]["symbol_count"] == 267
+    assert [p[6] for p in rows["patterns"]] == list(range(1, 261))  # created_seq: the first learn's
+    assert [p[7] for p in rows["patterns"]] == list(range(261, 521))  # updated_seq: the last learn's
