@@ -16,6 +16,8 @@ from typing import Iterator
 from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from . import jsoncodec
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -41,6 +43,7 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5, pre_ping: b
             pool_size=pool_size,
             max_overflow=max_overflow,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            json_serializer=jsoncodec.dumps, json_deserializer=jsoncodec.loads,
         )
         _configure_sqlite(engine)
         return engine
@@ -53,6 +56,7 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5, pre_ping: b
         # whose PostgreSQL backend is still running hot (measured: plain session GET p50
         # 2.4-3.1 ms against 3.5-3.7 ms first-in-first-out), and idle ones stay idle.
         pool_use_lifo=True,
+        json_serializer=jsoncodec.dumps, json_deserializer=jsoncodec.loads,
     )
     if pre_ping:
         _ping_idle_connections(engine, ping_idle_seconds)
