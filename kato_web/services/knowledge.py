@@ -327,14 +327,7 @@ def as_seen_by(ctx: Context | None, conn, kb_id: str):
                 with knowledge.index.provisional():
                     scratch = NodeKnowledge(kb_id, index=knowledge.index)
                     if _apply_changes(conn, scratch, knowledge.seq, upto):
-                        # The transaction's changed symbols over the copy's, without copying it.
-                        affinity = {symbol: {**knowledge.affinity.get(symbol, {}), **sums}
-                                    for symbol, sums in scratch.affinity.items()}
-                        yield knowledge.index, SymbolStats(
-                            knowledge.index.pmf(), stats.n_symbols, stats.total_unique_patterns,
-                            stats.total_pattern_frequencies,
-                            frequency=ChainMap(scratch.frequency, knowledge.frequency),
-                            affinity=ChainMap(affinity, knowledge.affinity), finalized=finalized)
+                        yield knowledge.index, _provisional_stats(knowledge, scratch, node)
                         return
     fresh = NodeKnowledge(kb_id)
     if upto >= 0:
@@ -342,6 +335,43 @@ def as_seen_by(ctx: Context | None, conn, kb_id: str):
     yield fresh.index, SymbolStats(fresh.index.pmf(), stats.n_symbols, stats.total_unique_patterns,
                                    stats.total_pattern_frequencies, frequency=fresh.frequency,
                                    affinity=fresh.affinity, finalized=finalized)
+
+
+def _provisional_stats(knowledge: NodeKnowledge, scratch: NodeKnowledge, node: dict) -> SymbolStats:
+    """The stats of `knowledge`'s index with `scratch`'s rows applied provisionally (its
+    symbols over the copy's, without copying the copy) and `node`'s counters."""
+    affinity = {symbol: {**knowledge.affinity.get(symbol, {}), **sums} for symbol, sums in scratch.affinity.items()}
+    return SymbolStats(knowledge.index.pmf(), int(node.get("symbol_count", 0)),
+                       int(node.get("total_unique_patterns", 0)), int(node.get("total_pattern_frequencies", 0)),
+                       frequency=ChainMap(scratch.frequency, knowledge.frequency),
+                       affinity=ChainMap(affinity, knowledge.affinity), finalized=bool(node.get("finalized", False)))
+
+
+@contextlib.contextmanager
+def as_seen_after(ctx: Context, kb_id: str, seq_before: int, view: tuple):
+    """Yield (index, stats): the node as a transaction that holds its lock has just changed it.
+
+    `view` is (node row, changed patterns, symbols, affinities) as repo.learn_patterns answers
+    it for the first learns of its batch, and `seq_before` the node's change sequence before the
+    batch: what was committed when the transaction took the node's lock, and still is (nobody
+    else can change the node meanwhile). The worker's copy is brought to that state (one query
+    when it is behind) and the view's rows are applied to it provisionally, as in as_seen_by,
+    without reading back the rows the transaction has just written.
+    """
+    node = view[0]
+    knowledge = node_knowledge(ctx, kb_id, {"generation": node["generation"], "change_seq": seq_before})
+    with knowledge.lock:
+        if not (knowledge.generation == node["generation"] and knowledge.seq == seq_before):
+            if seq_before != 0:  # pragma: no cover - the lock the caller holds rules it out
+                raise RuntimeError(f"the copy of {kb_id} is at {knowledge.generation}/{knowledge.seq}, "
+                                   f"not at the locked node's {node['generation']}/{seq_before}")
+            # A node row this transaction created: nothing was committed before it.
+            knowledge = NodeKnowledge(kb_id, generation=node["generation"], seq=0)
+        with knowledge.index.provisional():
+            scratch = NodeKnowledge(kb_id, index=knowledge.index)
+            if not _apply_rows(scratch, seq_before, view[1], view[2], view[3]):  # pragma: no cover
+                raise RuntimeError(f"the changes of {kb_id} after {seq_before} do not apply to its copy")
+            yield knowledge.index, _provisional_stats(knowledge, scratch, node)
 
 
 @dataclass

@@ -63,16 +63,20 @@ def store_learn(ctx: Context, conn, kb_id: str, request: LearnRequest, persisten
     added to every distinct symbol's affinity (§1.4c), and the session's pending vectors are
     stored on the node (decision 17), all in the learn's transaction.
     """
-    return store_learns(ctx, conn, kb_id, [request], persistence)[0]
+    return store_learns(ctx, conn, kb_id, [request], persistence).results[0]
 
 
-def store_learns(ctx: Context, conn, kb_id: str, requests: list[LearnRequest], persistence: int) -> list[dict]:
-    """Record learned patterns, in order, as `store_learn` would one by one, in a few statements."""
-    if not requests:
-        return []
-    monitoring.count("patterns_learned", len(requests))
+def store_learns(ctx: Context, conn, kb_id: str, requests: list[LearnRequest], persistence: int,
+                 view_after: int | None = None) -> repo.LearnedBatch:
+    """Record learned patterns, in order, as `store_learn` would one by one, in a few statements.
+
+    `view_after=n`: the answer's view is the node as it stood after the first n (see
+    repo.learn_patterns).
+    """
+    if requests:
+        monitoring.count("patterns_learned", len(requests))
     return repo.learn_patterns(conn, kb_id, [_pattern_learn(request, persistence) for request in requests],
-                               now=ctx.clock())
+                               now=ctx.clock(), view_after=view_after)
 
 
 def _pattern_learn(request: LearnRequest, persistence: int) -> repo.PatternLearn:
@@ -171,20 +175,22 @@ def observe_sequence(ctx: Context, session_id: str, observations: list[Observati
         if observations:
             values = {"state": _state_row(outcome.state)}
             split = outcome.learns_before_prediction
-            store_learns(ctx, conn, row["kb_id"], outcome.learned[:split], config["persistence"])
-            if outcome.predictions_updated:
-                if outcome.prediction_stm is not None and len(outcome.learned) > split:
-                    # Predictions must see this request's earlier learns (not yet committed,
-                    # so only this transaction sees them) and none of the later ones.
-                    values.update({
-                        "prediction_input": {"stm": outcome.prediction_stm,
-                                             "config": predict.prediction_settings(config)},
-                        "predictions": predict.compute_in_transaction(
-                            conn, row["kb_id"], outcome.prediction_stm, config, ctx=ctx)[0]})
-                else:
-                    values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
-                                                     learns_follow=False, final_stm=outcome.state.stm))
-            store_learns(ctx, conn, row["kb_id"], outcome.learned[split:], config["persistence"])
+            # When learns follow the last item's observe, its predictions must see this
+            # request's earlier learns (not yet committed, so only this transaction sees them)
+            # and none of the later ones: they are computed now, on the node as it stood after
+            # learn `split`, which the learns' statements describe (no rows are read back).
+            eager = outcome.prediction_stm is not None and len(outcome.learned) > split
+            batch = store_learns(ctx, conn, row["kb_id"], outcome.learned, config["persistence"],
+                                 view_after=split if eager else None)
+            if eager:
+                values.update({
+                    "prediction_input": {"stm": outcome.prediction_stm,
+                                         "config": predict.prediction_settings(config)},
+                    "predictions": predict.compute_after_learns(
+                        ctx, row["kb_id"], outcome.prediction_stm, config, batch)[0]})
+            elif outcome.predictions_updated:
+                values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
+                                                 learns_follow=False, final_stm=outcome.state.stm))
             repo.update_session(conn, session_id, **values)
     monitoring.count("observations", len(observations))
     return {"status": "completed", "processor_id": row["node_id"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 from kato_web.engine.predictor import JSONList, PredictConfig, predict
 from kato_web.services import monitoring
 from kato_web.services.context import Context
-from kato_web.services.knowledge import as_seen_by, node_knowledge
+from kato_web.services.knowledge import as_seen_after, as_seen_by, node_knowledge
 from kato_web.services.sessions import open_session_with_defaults
 from kato_web.services.session_config import effective_config
 
@@ -50,6 +50,17 @@ def compute_in_transaction(conn, kb_id: str, stm: list, config: dict,
     if not any(stm):
         return [], []
     with as_seen_by(ctx, conn, kb_id) as (index, stats):
+        result = predict(stm, index, stats, PredictConfig.from_mapping(prediction_settings(config)))
+    monitoring.predictions_computed(len(result[0]))
+    return result
+
+
+def compute_after_learns(ctx: Context, kb_id: str, stm: list, config: dict, batch) -> tuple[list, list]:
+    """Return predictions on the node as the transaction's learns `batch` (repo.LearnedBatch,
+    stored with a view) left it after the first of them: see knowledge.as_seen_after."""
+    if not any(stm):
+        return [], []
+    with as_seen_after(ctx, kb_id, batch.seq_before, batch.view) as (index, stats):
         result = predict(stm, index, stats, PredictConfig.from_mapping(prediction_settings(config)))
     monitoring.predictions_computed(len(result[0]))
     return result

@@ -6,6 +6,7 @@ so a service composes several of them atomically.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import (BigInteger, Float, Integer, Text, bindparam, case, cast, delete, func, insert, literal,
@@ -42,7 +43,7 @@ INSERT INTO patterns (kb_id, name, events, length, frequency, emotives, metadata
 VALUES {rows}
 ON CONFLICT (kb_id, name) DO UPDATE SET frequency = patterns.frequency + excluded.frequency,
                                         updated_seq = excluded.updated_seq
-RETURNING name, frequency, emotives, metadata"""
+RETURNING name, frequency, emotives, metadata, created_seq"""
 
 _PATTERNS_PER_STATEMENT = 100
 
@@ -70,7 +71,7 @@ ON CONFLICT (kb_id, symbol) DO UPDATE SET
     frequency = symbols.frequency + excluded.frequency,
     pattern_member_frequency = symbols.pattern_member_frequency + excluded.pattern_member_frequency,
     updated_seq = excluded.updated_seq
-RETURNING symbol, frequency"""
+RETURNING symbol, frequency, pattern_member_frequency"""
 
 # Affinity sums (kato-3.10.md §1.4c): an atomic add per (symbol, emotive), exact whatever the
 # concurrency (learns on a node are serialised by its row lock anyway).
@@ -79,7 +80,8 @@ INSERT INTO symbol_affinity (kb_id, symbol, emotive, total, updated_seq)
 VALUES {rows}
 ON CONFLICT (kb_id, symbol, emotive) DO UPDATE SET
     total = symbol_affinity.total + excluded.total,
-    updated_seq = excluded.updated_seq"""
+    updated_seq = excluded.updated_seq
+RETURNING symbol, emotive, total"""
 
 # A vector is named by its content (VCTR|sha1), so a second learn of it stores nothing new.
 _VECTOR_INSERT = """
@@ -394,11 +396,27 @@ def learn_pattern(conn: Connection, kb_id: str, name: str, events: list, length:
     The same as `learn_patterns` with one learn (see there).
     """
     return learn_patterns(conn, kb_id, [PatternLearn(name, events, length, symbol_counts, emotives_window_fn,
-                                                     metadata_merge_fn, affinity, vectors)], now)[0]
+                                                     metadata_merge_fn, affinity, vectors)], now).results[0]
 
 
-def learn_patterns(conn: Connection, kb_id: str, learns: list[PatternLearn], now: float) -> list[dict]:
-    """Record learns of patterns, in order, atomically; return {'frequency', 'is_new', 'seq'} of each.
+@dataclass
+class LearnedBatch:
+    """What `learn_patterns` did.
+
+    `results`: per learn, {'frequency' (the pattern's, right after that learn), 'is_new', 'seq'}.
+    `view`: with `view_after=n`, the node as it stood after the first n learns, in the shape
+    `node_changes_since` answers (node row, patterns, symbols, affinities), relative to the
+    node as it was before the batch (whose change sequence is view.node["change_seq"] - n).
+    """
+
+    results: list[dict]
+    view: tuple | None = None
+    seq_before: int = -1  # the node's change sequence before the batch
+
+
+def learn_patterns(conn: Connection, kb_id: str, learns: list[PatternLearn], now: float,
+                   view_after: int | None = None) -> LearnedBatch:
+    """Record learns of patterns, in order, atomically (see LearnedBatch for the answer).
 
     The node row is locked first and its change sequence moved on by one per learn, so learns
     on one node are serialised and every learn has its own sequence number, as if each had been
@@ -417,17 +435,25 @@ def learn_patterns(conn: Connection, kb_id: str, learns: list[PatternLearn], now
     statistics are integer sums; the emotive windows and metadata are computed learn after
     learn; affinity sums (floats, where the order of additions matters) are added in learn
     order, a pair that recurs going to a later statement.
+
+    `view_after=n`: also return what the node held after its first n learns (an
+    observe-sequence's predictions must see the learns before them and none after), built
+    from what the statements return: the integer sums less the later learns' share, the
+    windows as they were after learn n, affinity sums as returned by a statement that ends
+    at learn n. No statement more is made for it.
     """
     if not learns:
-        return []
-    last_seq = int(lock_node_for_change(conn, kb_id, now, steps=len(learns))["change_seq"])
+        return LearnedBatch([], None, -1)
+    node = lock_node_for_change(conn, kb_id, now, steps=len(learns))
+    last_seq = int(node["change_seq"])
     first_seq = last_seq - len(learns) + 1
+    cut = len(learns) if view_after is None else view_after
 
     # Patterns: one row per distinct name, in first-learn order.
     groups: dict[str, list[int]] = {}
     for i, learn in enumerate(learns):
         groups.setdefault(learn.name, []).append(i)
-    stored: dict[str, tuple] = {}  # name → (frequency after the batch, emotives, metadata)
+    stored: dict[str, tuple] = {}  # name → (frequency after the batch, emotives, metadata, created_seq)
     names = list(groups)
     for start in range(0, len(names), _PATTERNS_PER_STATEMENT):
         chunk = names[start:start + _PATTERNS_PER_STATEMENT]
@@ -437,19 +463,21 @@ def learn_patterns(conn: Connection, kb_id: str, learns: list[PatternLearn], now
             params[f"n{k}"], params[f"e{k}"], params[f"l{k}"] = name, learn.events, learn.length
             params[f"f{k}"], params[f"c{k}"] = len(indexes), first_seq + indexes[0]
             params[f"u{k}"] = first_seq + indexes[-1]
-        for name, frequency, emotives, metadata in conn.execute(
+        for name, frequency, emotives, metadata, created_seq in conn.execute(
                 _statement(("learn_patterns", len(chunk)), lambda: _patterns_upsert(len(chunk))), params):
-            stored[name] = (int(frequency), emotives, metadata)
+            stored[name] = (int(frequency), emotives, metadata, int(created_seq))
 
     results: list[dict] = [{}] * len(learns)
     changed_values = []
-    new_patterns = 0
+    view_patterns = []
+    new_patterns = new_patterns_in_view = 0
     creates: list[bool] = [False] * len(learns)  # does learn i create its pattern?
     for name, indexes in groups.items():
-        frequency, old_window, old_metadata = stored[name]
+        frequency, old_window, old_metadata, created_seq = stored[name]
         old_window, old_metadata = old_window or [], old_metadata or {}
         is_new = frequency == len(indexes)  # inserted now: older rows count earlier learns too
         new_patterns += is_new
+        new_patterns_in_view += is_new and indexes[0] < cut
         creates[indexes[0]] = is_new
         window, metadata = old_window, old_metadata
         for ordinal, i in enumerate(indexes):
@@ -458,48 +486,71 @@ def learn_patterns(conn: Connection, kb_id: str, learns: list[PatternLearn], now
             metadata = learn.metadata_merge_fn(metadata, is_new and ordinal == 0)
             results[i] = {"frequency": frequency - len(indexes) + ordinal + 1,
                           "is_new": is_new and ordinal == 0, "seq": first_seq + i}
+            if i < cut and (ordinal + 1 == len(indexes) or indexes[ordinal + 1] >= cut):
+                view_patterns.append({"name": name, "events": learn.events, "frequency": results[i]["frequency"],
+                                      "emotives": window, "length": learn.length, "created_seq": created_seq,
+                                      "updated_seq": first_seq + i})
         if window != old_window or metadata != old_metadata:
             changed_values.append({"w_kb_id": kb_id, "w_name": name, "w_emotives": window,
                                    "w_metadata": metadata})
     if changed_values:
         conn.execute(_statement(("pattern_values",), _pattern_values_update), changed_values)
 
-    # Symbols: per symbol, the occurrences of every learn and one membership per created pattern.
+    # Symbols: per symbol, the occurrences of every learn and one membership per created
+    # pattern, in total and (for the view) within the first `cut` learns.
     added: dict[str, list[int]] = {}
-    for learn, created in zip(learns, creates):
+    for i, (learn, created) in enumerate(zip(learns, creates)):
+        early = i < cut
         for symbol, count in learn.symbol_counts.items():
             sums = added.get(symbol)
             if sums is None:
-                added[symbol] = [count, int(created)]
-            else:
-                sums[0] += count
-                sums[1] += created
-    new_symbols = 0
+                sums = added[symbol] = [0, 0, 0, 0]
+            sums[0] += count
+            sums[1] += created
+            if early:
+                sums[2] += count
+                sums[3] += created
+    new_symbols = new_symbols_in_view = 0
+    view_symbols = []
     items = sorted(added.items())  # rows are locked in one order everywhere
     for start in range(0, len(items), _ROWS_PER_STATEMENT):
         chunk = items[start:start + _ROWS_PER_STATEMENT]
         params = {"s_kb_id": kb_id, "s_seq": last_seq}
-        for k, (symbol, (count, member)) in enumerate(chunk):
-            params[f"s{k}"], params[f"f{k}"], params[f"m{k}"] = symbol, count, member
-        rows = conn.execute(_statement(("learn_symbols", len(chunk)), lambda: _symbols_upsert(len(chunk))),
-                            params)
-        # A row is new iff its frequency equals what this batch added (older rows are larger).
-        new_symbols += sum(1 for symbol, frequency in rows if frequency == added[symbol][0])
+        for k, (symbol, sums) in enumerate(chunk):
+            params[f"s{k}"], params[f"f{k}"], params[f"m{k}"] = symbol, sums[0], sums[1]
+        for symbol, frequency, member in conn.execute(
+                _statement(("learn_symbols", len(chunk)), lambda: _symbols_upsert(len(chunk))), params):
+            count, members, early_count, early_members = added[symbol]
+            # A row is new iff its frequency is what this batch added (older rows are larger).
+            is_new = frequency == count
+            new_symbols += is_new
+            if early_count:
+                new_symbols_in_view += is_new
+                view_symbols.append((symbol, member - members + early_members, frequency - count + early_count))
 
-    affinity_rounds: list[list[tuple]] = []  # each round adds to a (symbol, emotive) at most once
+    # Affinity: each statement adds to a (symbol, emotive) at most once, and one ends at `cut`.
+    rounds: list[list[tuple]] = []
     seen: set[tuple[str, str]] = set()
-    for learn in learns:
+    view_rounds = 0
+    for i, learn in enumerate(learns):
+        if i == cut:
+            view_rounds, seen = len(rounds), set()
         if not learn.affinity:
             continue
         emotives = sorted(learn.affinity.items())
         pairs = [(symbol, key, float(value)) for symbol in sorted(learn.symbol_counts) for key, value in emotives]
-        if not affinity_rounds or any((symbol, key) in seen for symbol, key, _ in pairs):
-            affinity_rounds.append([])
+        if not seen or any((symbol, key) in seen for symbol, key, _ in pairs):
+            rounds.append([])
             seen = set()
-        affinity_rounds[-1].extend(pairs)
+        rounds[-1].extend(pairs)
         seen.update((symbol, key) for symbol, key, _ in pairs)
-    for pairs in affinity_rounds:
-        _add_affinity(conn, kb_id, sorted(pairs), last_seq)
+    if cut == len(learns):
+        view_rounds = len(rounds)
+    view_affinity: dict[tuple[str, str], float] = {}
+    for r, pairs in enumerate(rounds):
+        totals = _add_affinity(conn, kb_id, sorted(pairs), last_seq)
+        if r < view_rounds:
+            view_affinity.update(totals)
 
     vector_rows, vector_names = [], set()
     for i, learn in enumerate(learns):
@@ -514,24 +565,40 @@ def learn_patterns(conn: Connection, kb_id: str, learns: list[PatternLearn], now
     conn.execute(_statement(("node_counters",), lambda: text(_NODE_COUNTERS)), {
         "kb_id": kb_id, "new_patterns": new_patterns, "new_symbols": new_symbols,
         "symbols": sum(learn.length for learn in learns)})
-    return results
+    if view_after is None:
+        return LearnedBatch(results, None, first_seq - 1)
+    # The bump's row has the counters as they were before the batch.
+    view_node = {"change_seq": first_seq - 1 + cut, "generation": node["generation"],
+                 "symbol_count": node["symbol_count"] + new_symbols_in_view,
+                 "total_unique_patterns": node["total_unique_patterns"] + new_patterns_in_view,
+                 "total_pattern_frequencies": node["total_pattern_frequencies"] + new_patterns_in_view,
+                 "finalized": bool(node["finalized"])}
+    return LearnedBatch(results, (view_node, view_patterns, view_symbols,
+                                  [(symbol, emotive, total) for (symbol, emotive), total
+                                   in sorted(view_affinity.items())]), first_seq - 1)
 
 
-def _add_affinity(conn: Connection, kb_id: str, pairs: list[tuple[str, str, float]], seq: int) -> None:
-    """Add each (symbol, emotive, value) of `pairs` (sorted, no pair twice) to the node's sums."""
+def _add_affinity(conn: Connection, kb_id: str, pairs: list[tuple[str, str, float]],
+                  seq: int) -> dict[tuple[str, str], float]:
+    """Add each (symbol, emotive, value) of `pairs` (sorted, no pair twice) to the node's sums;
+    return the sums they make."""
     per_statement = _ROWS_PER_STATEMENT // 3
+    totals = {}
     for start in range(0, len(pairs), per_statement):
         chunk = pairs[start:start + per_statement]
         params = {"a_kb_id": kb_id, "a_seq": seq}
         for k, (sym, key, value) in enumerate(chunk):
             params[f"s{k}"], params[f"e{k}"], params[f"v{k}"] = sym, key, value
-        conn.execute(_statement(("learn_affinity", len(chunk)), lambda: _affinity_upsert(len(chunk))), params)
+        for sym, key, total in conn.execute(
+                _statement(("learn_affinity", len(chunk)), lambda: _affinity_upsert(len(chunk))), params):
+            totals[(sym, key)] = float(total)
+    return totals
 
 
 def _affinity_upsert(n: int):
     rows = ", ".join(f"(:a_kb_id, :s{k}, :e{k}, :v{k}, :a_seq)" for k in range(n))
     return text(_AFFINITY_UPSERT.format(rows=rows)).bindparams(
-        *(bindparam(f"v{k}", type_=Float) for k in range(n)))
+        *(bindparam(f"v{k}", type_=Float) for k in range(n))).columns(symbol=Text, emotive=Text, total=Float)
 
 
 def _vector_insert():
@@ -545,7 +612,7 @@ def _patterns_upsert(n: int):
     return (text(_PATTERNS_UPSERT.format(rows=rows))
             .bindparams(bindparam("p_emotives", type_=json), bindparam("p_metadata", type_=json),
                         bindparam("p_now", type_=Float), *(bindparam(f"e{k}", type_=json) for k in range(n)))
-            .columns(name=Text, frequency=Integer, emotives=json, metadata=json))
+            .columns(name=Text, frequency=Integer, emotives=json, metadata=json, created_seq=BigInteger))
 
 
 def _pattern_values_update():
@@ -556,7 +623,8 @@ def _pattern_values_update():
 
 def _symbols_upsert(n: int):
     rows = ", ".join(f"(:s_kb_id, :s{k}, :f{k}, :m{k}, :s_seq)" for k in range(n))
-    return text(_SYMBOLS_UPSERT.format(rows=rows)).columns(symbol=Text, frequency=Integer)
+    return text(_SYMBOLS_UPSERT.format(rows=rows)).columns(symbol=Text, frequency=Integer,
+                                                           pattern_member_frequency=Integer)
 
 
 def clear_node(conn: Connection, kb_id: str, now: float) -> None:

@@ -446,3 +446,48 @@ def test_oversized_observe_is_413_and_changes_nothing(database_url):
         assert stm(client, sid) == [["small"]]
     finally:
         kato.db.dispose()
+
+
+def _cognition_predictions(client, sid):
+    return client.get(f"/sessions/{sid}/cognition-data").get_json()["cognition_data"]["predictions"]
+
+
+@pytest.mark.parametrize("flags, config", [
+    ({"learn_after_each": True}, {}),
+    ({"learn_after_each": True, "learn_at_end": True}, {"max_pattern_length": 3}),
+    ({}, {"max_pattern_length": 2}),
+], ids=["learn_after_each", "with_auto_learn", "auto_learn_only"])
+def test_observe_sequence_predictions_see_its_earlier_learns_and_none_after(client, new_session, flags, config):
+    """The last item's observe-time predictions, computed while its learns are stored in one
+    batch, equal those of the same items sent one request at a time to a twin node and read
+    before the learns that follow them: frequencies, emotive windows, symbol statistics and
+    affinity all as the earlier learns left them, the later ones unseen."""
+    history = [[["a", "b"]], [["b", "c"], ["d"]], [["a", "b"]], [["c", "e"]]]
+    items = [(["a", "b"], {"joy": 0.5}), (["c", "d"], {}), (["a", "b"], {"joy": 0.25, "fear": 0.1}),
+             (["b", "e"], {}), (["a", "c"], {"joy": 1.0}), (["a", "b"], {"fear": 0.3})]
+    batch, single = new_session("twin-batch"), new_session("twin-single")
+    for sid in (batch, single):
+        for events in history:  # the same knowledge before, with emotive windows and affinity
+            learn_events(client, sid, events, emotives={"joy": 0.2})
+        assert client.post(f"/sessions/{sid}/config", json={"config": config}).status_code == 200
+    body = client.post(f"/sessions/{batch}/observe-sequence", json={
+        "observations": [{"strings": s, "emotives": e} for s, e in items], **flags})
+    assert body.status_code == 200, body.get_json()
+    for k, (strings, emotives) in enumerate(items):
+        observe(client, single, strings=strings, emotives=emotives)
+        if k == len(items) - 1:
+            want = _cognition_predictions(client, single)  # before the learns that follow it
+        if flags.get("learn_after_each") and stm(client, single):
+            client.post(f"/sessions/{single}/learn")
+    if flags.get("learn_at_end") and stm(client, single):
+        client.post(f"/sessions/{single}/learn")
+    got = _cognition_predictions(client, batch)
+    assert got == want and len(got) >= 2
+    assert {p["frequency"] for p in got} != {1}  # the earlier learns and the history count
+    # And both nodes end the same: every learn stored, in the same order.
+    probe = client.post(f"/sessions/{batch}/clear-stm"), client.post(f"/sessions/{single}/clear-stm")
+    assert all(r.status_code == 200 for r in probe)
+    for sid in (batch, single):
+        observe(client, sid, strings=["a"])
+    assert (client.get(f"/sessions/{batch}/predictions").get_json()["predictions"]
+            == client.get(f"/sessions/{single}/predictions").get_json()["predictions"])

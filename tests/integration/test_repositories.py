@@ -189,8 +189,8 @@ def test_a_batch_of_learns_stores_what_learning_them_one_by_one_stores(kato):
         for kb_id in ("one_kato", "batch_kato"):  # both nodes know the first pattern already
             repo.learn_pattern(conn, kb_id, *learns[0][:6], now=1.0)
     with kato.db.transaction() as conn:
-        singly = [repo.learn_patterns(conn, "one_kato", [learn], now=2.0)[0] for learn in learns]
-        batched = repo.learn_patterns(conn, "batch_kato", learns, now=2.0)
+        singly = [repo.learn_patterns(conn, "one_kato", [learn], now=2.0).results[0] for learn in learns]
+        batched = repo.learn_patterns(conn, "batch_kato", learns, now=2.0).results
         one, batch = _node_rows(conn, "one_kato"), _node_rows(conn, "batch_kato")
     assert batched == singly
     assert [r["is_new"] for r in batched].count(True) == len({r.hash for r in requests}) - 1
@@ -206,10 +206,45 @@ def test_a_batch_learning_more_distinct_patterns_than_one_statement_carries(kato
     learns = [_pattern_learn(make_learn_request([[f"p{k}"], [f"q{k % 7}"]], [], []), persistence=5)
               for k in range(260)] * 2
     with kato.db.transaction() as conn:
-        results = repo.learn_patterns(conn, "many_kato", learns, now=3.0)
+        results = repo.learn_patterns(conn, "many_kato", learns, now=3.0).results
         rows = _node_rows(conn, "many_kato")
     assert [r["seq"] for r in results] == list(range(1, 521))
     assert [r["frequency"] for r in results] == [1] * 260 + [2] * 260
     assert rows["node"]["total_unique_patterns"] == 260 and rows["node"]["symbol_count"] == 267
     assert [p[6] for p in rows["patterns"]] == list(range(1, 261))  # created_seq: the first learn's
     assert [p[7] for p in rows["patterns"]] == list(range(261, 521))  # updated_seq: the last learn's
+
+
+def test_the_view_after_the_first_learns_of_a_batch_is_what_storing_only_those_leaves(kato):
+    """An observe-sequence's predictions see its learns before them and none after: the view
+    learn_patterns builds from its statements' answers equals what the database holds when only
+    the first n learns are stored (read as a worker reads changes), for every n."""
+    import random
+
+    from kato_web.engine.pattern import make_learn_request
+    from kato_web.services.operations import _pattern_learn
+
+    rng = random.Random(11)
+    requests = []
+    for k in range(14):
+        events = [[f"x{rng.randrange(3)}", f"y{rng.randrange(2)}"]] + [["z"]] * rng.randrange(2)
+        emotives = [{"joy": rng.choice([0.1, 0.2, 0.7]), "calm": 0.3}] if k % 2 else []
+        requests.append(make_learn_request(events, emotives, [{"k": k}] if k % 4 == 0 else []))
+    learns = [_pattern_learn(r, persistence=4) for r in requests]
+    for cut in range(len(learns) + 1):
+        part, whole = f"part{cut}_kato", f"whole{cut}_kato"
+        with kato.db.transaction() as conn:
+            for kb_id in (part, whole):  # the same history before the batch
+                repo.learn_patterns(conn, kb_id, learns[3:6] + learns[:2], now=1.0)
+            before = repo.get_node(conn, part)["change_seq"]
+            repo.learn_patterns(conn, part, learns[:cut], now=2.0)
+            want = repo.node_changes_since(conn, part, before)
+            view = repo.learn_patterns(conn, whole, learns, now=2.0, view_after=cut).view
+        node, patterns, symbols, affinities = view
+        by_seq = lambda rows: sorted(rows, key=lambda r: r["created_seq"])  # noqa: E731
+        assert node == want[0], cut
+        assert by_seq(patterns) == by_seq(want[1]), cut
+        assert sorted(symbols) == sorted(want[2]), cut
+        assert sorted(affinities) == sorted(want[3]), cut
+        if cut == 8:
+            assert patterns and symbols and affinities
