@@ -14,6 +14,7 @@ from sqlalchemy import (BigInteger, Float, Integer, Text, bindparam, case, cast,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from . import jsoncodec
 from .models import (Evaluation, Maintenance, Node, Pattern, Session, Setting, Symbol, SymbolAffinity,
                      Vector)
 
@@ -453,19 +454,10 @@ def learn_patterns(conn: Connection, kb_id: str, learns: list[PatternLearn], now
     groups: dict[str, list[int]] = {}
     for i, learn in enumerate(learns):
         groups.setdefault(learn.name, []).append(i)
-    stored: dict[str, tuple] = {}  # name → (frequency after the batch, emotives, metadata, created_seq)
-    names = list(groups)
-    for start in range(0, len(names), _PATTERNS_PER_STATEMENT):
-        chunk = names[start:start + _PATTERNS_PER_STATEMENT]
-        params: dict[str, Any] = {"p_kb_id": kb_id, "p_now": now, "p_emotives": [], "p_metadata": {}}
-        for k, name in enumerate(chunk):
-            indexes, learn = groups[name], learns[groups[name][0]]
-            params[f"n{k}"], params[f"e{k}"], params[f"l{k}"] = name, learn.events, learn.length
-            params[f"f{k}"], params[f"c{k}"] = len(indexes), first_seq + indexes[0]
-            params[f"u{k}"] = first_seq + indexes[-1]
-        for name, frequency, emotives, metadata, created_seq in conn.execute(
-                _statement(("learn_patterns", len(chunk)), lambda: _patterns_upsert(len(chunk))), params):
-            stored[name] = (int(frequency), emotives, metadata, int(created_seq))
+    # name → (frequency after the batch, emotives, metadata, created_seq)
+    stored = _upsert_patterns(conn, kb_id, now, [
+        (name, learns[indexes[0]].events, learns[indexes[0]].length, len(indexes), first_seq + indexes[0],
+         first_seq + indexes[-1]) for name, indexes in groups.items()])
 
     results: list[dict] = [{}] * len(learns)
     changed_values = []
@@ -513,20 +505,15 @@ def learn_patterns(conn: Connection, kb_id: str, learns: list[PatternLearn], now
     new_symbols = new_symbols_in_view = 0
     view_symbols = []
     items = sorted(added.items())  # rows are locked in one order everywhere
-    for start in range(0, len(items), _ROWS_PER_STATEMENT):
-        chunk = items[start:start + _ROWS_PER_STATEMENT]
-        params = {"s_kb_id": kb_id, "s_seq": last_seq}
-        for k, (symbol, sums) in enumerate(chunk):
-            params[f"s{k}"], params[f"f{k}"], params[f"m{k}"] = symbol, sums[0], sums[1]
-        for symbol, frequency, member in conn.execute(
-                _statement(("learn_symbols", len(chunk)), lambda: _symbols_upsert(len(chunk))), params):
-            count, members, early_count, early_members = added[symbol]
-            # A row is new iff its frequency is what this batch added (older rows are larger).
-            is_new = frequency == count
-            new_symbols += is_new
-            if early_count:
-                new_symbols_in_view += is_new
-                view_symbols.append((symbol, member - members + early_members, frequency - count + early_count))
+    for symbol, frequency, member in _upsert_symbols(conn, kb_id, last_seq,
+                                                     [(symbol, sums[0], sums[1]) for symbol, sums in items]):
+        count, members, early_count, early_members = added[symbol]
+        # A row is new iff its frequency is what this batch added (older rows are larger).
+        is_new = frequency == count
+        new_symbols += is_new
+        if early_count:
+            new_symbols_in_view += is_new
+            view_symbols.append((symbol, member - members + early_members, frequency - count + early_count))
 
     # Affinity: each statement adds to a (symbol, emotive) at most once, and one ends at `cut`.
     rounds: list[list[tuple]] = []
@@ -578,10 +565,104 @@ def learn_patterns(conn: Connection, kb_id: str, learns: list[PatternLearn], now
                                    in sorted(view_affinity.items())]), first_seq - 1)
 
 
+# PostgreSQL gets the rows of the learning upserts as arrays (unnest): one statement text
+# whatever the number of rows, which psycopg converts once and the server prepares once. Rows
+# spelled out in VALUES made a new text for every row count, and with more than 50 parameters
+# psycopg parsed the text anew on every execution. SQLite gets VALUES (no such costs there).
+_PATTERNS_UPSERT_PG = """
+INSERT INTO patterns (kb_id, name, events, length, frequency, emotives, metadata, created_at,
+                      created_seq, updated_seq)
+SELECT :p_kb_id, t.name, CAST(t.events AS JSON), t.length, t.frequency, CAST('[]' AS JSON),
+       CAST('{}' AS JSON), :p_now, t.created_seq, t.updated_seq
+FROM unnest(CAST(:names AS TEXT[]), CAST(:events AS TEXT[]), CAST(:lengths AS INTEGER[]),
+            CAST(:frequencies AS BIGINT[]), CAST(:created AS BIGINT[]), CAST(:updated AS BIGINT[]))
+     AS t(name, events, length, frequency, created_seq, updated_seq)
+ON CONFLICT (kb_id, name) DO UPDATE SET frequency = patterns.frequency + excluded.frequency,
+                                        updated_seq = excluded.updated_seq
+RETURNING name, frequency, emotives, metadata, created_seq"""
+
+_SYMBOLS_UPSERT_PG = """
+INSERT INTO symbols (kb_id, symbol, frequency, pattern_member_frequency, updated_seq)
+SELECT :s_kb_id, t.symbol, t.frequency, t.member, :s_seq
+FROM unnest(CAST(:symbols AS TEXT[]), CAST(:frequencies AS BIGINT[]), CAST(:members AS BIGINT[]))
+     AS t(symbol, frequency, member)
+ON CONFLICT (kb_id, symbol) DO UPDATE SET
+    frequency = symbols.frequency + excluded.frequency,
+    pattern_member_frequency = symbols.pattern_member_frequency + excluded.pattern_member_frequency,
+    updated_seq = excluded.updated_seq
+RETURNING symbol, frequency, pattern_member_frequency"""
+
+_AFFINITY_UPSERT_PG = """
+INSERT INTO symbol_affinity (kb_id, symbol, emotive, total, updated_seq)
+SELECT :a_kb_id, t.symbol, t.emotive, t.total, :a_seq
+FROM unnest(CAST(:symbols AS TEXT[]), CAST(:emotives AS TEXT[]), CAST(:totals AS DOUBLE PRECISION[]))
+     AS t(symbol, emotive, total)
+ON CONFLICT (kb_id, symbol, emotive) DO UPDATE SET
+    total = symbol_affinity.total + excluded.total,
+    updated_seq = excluded.updated_seq
+RETURNING symbol, emotive, total"""
+
+
+def _upsert_patterns(conn: Connection, kb_id: str, now: float, rows: list[tuple]) -> dict[str, tuple]:
+    """Upsert (name, events, length, learns, created_seq, updated_seq) rows; return
+    {name: (frequency, emotives, metadata, created_seq)} as stored after it."""
+    stored = {}
+    if conn.dialect.name == "postgresql":
+        names, events, lengths, frequencies, created, updated = zip(*rows)
+        result = conn.execute(_statement(("learn_patterns_pg",), lambda: text(_PATTERNS_UPSERT_PG).bindparams(
+            bindparam("p_now", type_=Float)).columns(name=Text, frequency=Integer, emotives=patterns_t.c.events.type,
+                                                     metadata=patterns_t.c.events.type, created_seq=BigInteger)),
+            {"p_kb_id": kb_id, "p_now": now, "names": list(names), "events": [jsoncodec.dumps(e) for e in events],
+             "lengths": list(lengths), "frequencies": list(frequencies), "created": list(created),
+             "updated": list(updated)})
+        for name, frequency, emotives, metadata, created_seq in result:
+            stored[name] = (int(frequency), emotives, metadata, int(created_seq))
+        return stored
+    for start in range(0, len(rows), _PATTERNS_PER_STATEMENT):
+        chunk = rows[start:start + _PATTERNS_PER_STATEMENT]
+        params: dict[str, Any] = {"p_kb_id": kb_id, "p_now": now, "p_emotives": [], "p_metadata": {}}
+        for k, (name, events, length, frequency, created_seq, updated_seq) in enumerate(chunk):
+            params[f"n{k}"], params[f"e{k}"], params[f"l{k}"] = name, events, length
+            params[f"f{k}"], params[f"c{k}"], params[f"u{k}"] = frequency, created_seq, updated_seq
+        for name, frequency, emotives, metadata, created_seq in conn.execute(
+                _statement(("learn_patterns", len(chunk)), lambda: _patterns_upsert(len(chunk))), params):
+            stored[name] = (int(frequency), emotives, metadata, int(created_seq))
+    return stored
+
+
+def _upsert_symbols(conn: Connection, kb_id: str, seq: int, rows: list[tuple]) -> list[tuple]:
+    """Add (symbol, occurrences, memberships) rows (sorted by symbol) to the node's symbol
+    statistics; return (symbol, frequency, pattern-member frequency) as stored after it."""
+    if not rows:
+        return []
+    if conn.dialect.name == "postgresql":
+        symbols, frequencies, members = zip(*rows)
+        return [tuple(r) for r in conn.execute(
+            _statement(("learn_symbols_pg",), lambda: text(_SYMBOLS_UPSERT_PG).columns(
+                symbol=Text, frequency=Integer, pattern_member_frequency=Integer)),
+            {"s_kb_id": kb_id, "s_seq": seq, "symbols": list(symbols), "frequencies": list(frequencies),
+             "members": list(members)})]
+    out = []
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start:start + _ROWS_PER_STATEMENT]
+        params = {"s_kb_id": kb_id, "s_seq": seq}
+        for k, (symbol, frequency, member) in enumerate(chunk):
+            params[f"s{k}"], params[f"f{k}"], params[f"m{k}"] = symbol, frequency, member
+        out.extend(tuple(r) for r in conn.execute(
+            _statement(("learn_symbols", len(chunk)), lambda: _symbols_upsert(len(chunk))), params))
+    return out
+
+
 def _add_affinity(conn: Connection, kb_id: str, pairs: list[tuple[str, str, float]],
                   seq: int) -> dict[tuple[str, str], float]:
     """Add each (symbol, emotive, value) of `pairs` (sorted, no pair twice) to the node's sums;
     return the sums they make."""
+    if conn.dialect.name == "postgresql":
+        symbols, emotives, values = zip(*pairs)
+        rows = conn.execute(_statement(("learn_affinity_pg",), lambda: text(_AFFINITY_UPSERT_PG).columns(
+            symbol=Text, emotive=Text, total=Float)), {"a_kb_id": kb_id, "a_seq": seq, "symbols": list(symbols),
+                                                      "emotives": list(emotives), "totals": list(values)})
+        return {(sym, key): float(total) for sym, key, total in rows}
     per_statement = _ROWS_PER_STATEMENT // 3
     totals = {}
     for start in range(0, len(pairs), per_statement):
