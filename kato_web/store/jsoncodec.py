@@ -45,7 +45,12 @@ _LONG_INTEGER = b"0" * 20
 
 def loads(text):
     """Return the value of stored JSON text (str or bytes)."""
-    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if isinstance(text, str):
+        raw = text.encode("utf-8", "surrogatepass")
+    elif isinstance(text, bytes):
+        raw = text
+    else:  # SQLite hands a scalar JSON number back as a number: json's TypeError says so
+        return json.loads(text)
     if _LONG_INTEGER in raw.translate(_DIGITS_AS_ZERO):
         return json.loads(text)
     try:

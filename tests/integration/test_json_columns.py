@@ -35,6 +35,15 @@ def test_the_codec_reads_back_what_it_writes_and_keeps_the_escapes_of_non_ascii_
     assert type(jsoncodec.loads("[18446744073709551615]")[0]) is int
 
 
+def test_a_scalar_json_value_reads_back(kato):
+    # SQLite stores the JSON text "9" as the number 9 (a JSON column has numeric affinity) and
+    # hands back the number, which SQLAlchemy passes through when the parser refuses it.
+    with kato.db.transaction() as conn:
+        for key, value in (("n", 9), ("f", 0.5), ("s", "text"), ("b", True), ("l", [1, "é"])):
+            repo.save_setting(conn, key, value, 0.0)
+        assert repo.load_settings(conn) == {"n": 9, "f": 0.5, "s": "text", "b": True, "l": [1, "é"]}
+
+
 def test_a_learned_non_ascii_symbol_is_found_by_the_pattern_search(kato):
     events = [["café", "naïve"], ["✓"]]
     learn = repo.PatternLearn("b" * 40, events, 3, {"café": 1, "naïve": 1, "✓": 1},
