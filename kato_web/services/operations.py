@@ -17,7 +17,7 @@ from kato_web.engine.pattern import LearnRequest, merge_metadata, push_emotive_r
 from kato_web.services import knowledge, monitoring, predict, security
 from kato_web.services.context import Context
 from kato_web.services.session_config import effective_config
-from kato_web.services.sessions import open_session, open_session_with_defaults
+from kato_web.services.sessions import open_session, open_session_with_defaults, slide_time
 from kato_web.store import repositories as repo
 from kato_web.web.errors import ApiError
 
@@ -51,9 +51,21 @@ def _state_row(state: stm_engine.SessionState) -> dict:
 
 
 def _load(ctx: Context, conn, session_id: str):
-    row, defaults = open_session_with_defaults(ctx, conn, session_id)
+    """Lock the session's row and read it (with the server defaults) for a write.
+
+    Its expiry is slid by the write itself (`_save`): sliding it here as well would make two new
+    versions of the row, each with the whole state, per request.
+    """
+    row, defaults = open_session_with_defaults(ctx, conn, session_id, slide_later=True)
     config = effective_config(row["config"] or {}, defaults)
     return row, config, _owned_state(row["state"])
+
+
+def _save(ctx: Context, conn, session_id: str, **values) -> None:
+    """Write a session `_load` read, sliding its expiry."""
+    slide_at = slide_time(ctx)
+    if values or slide_at is not None:
+        repo.update_session(conn, session_id, slide_at=slide_at, **values)
 
 
 def store_learn(ctx: Context, conn, kb_id: str, request: LearnRequest, persistence: int) -> dict:
@@ -153,7 +165,7 @@ def observe(ctx: Context, session_id: str, obs: Observation) -> dict:
         values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
                                          learns_follow=bool(outcome.learned), final_stm=outcome.state.stm))
         store_learns(ctx, conn, row["kb_id"], outcome.learned, config["persistence"])
-        repo.update_session(conn, session_id, **values)
+        _save(ctx, conn, session_id, **values)
     monitoring.count("observations")
     return {"status": "okay", "session_id": session_id, "processor_id": row["node_id"],
             "stm_length": len(outcome.state.stm), "time": outcome.state.time,
@@ -191,7 +203,9 @@ def observe_sequence(ctx: Context, session_id: str, observations: list[Observati
             elif outcome.predictions_updated:
                 values.update(_prediction_fields(ctx, row["kb_id"], outcome.prediction_stm, config,
                                                  learns_follow=False, final_stm=outcome.state.stm))
-            repo.update_session(conn, session_id, **values)
+            _save(ctx, conn, session_id, **values)
+        else:
+            _save(ctx, conn, session_id)  # an empty batch changes nothing but the expiry
     monitoring.count("observations", len(observations))
     return {"status": "completed", "processor_id": row["node_id"],
             "observations_processed": len(observations),
@@ -215,7 +229,7 @@ def learn(ctx: Context, session_id: str) -> dict:
         new_state, request = stm_engine.learn(state)
         if request is not None:
             store_learn(ctx, conn, row["kb_id"], request, config["persistence"])
-        repo.update_session(conn, session_id, state=_state_row(new_state))
+        _save(ctx, conn, session_id, state=_state_row(new_state))
     name = request.name if request is not None else ""
     return {"status": "learned", "pattern_name": name, "session_id": session_id, "processor_id": None,
             "message": f"Learned pattern {name} from {len(new_state.stm)} events"}

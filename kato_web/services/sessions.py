@@ -89,18 +89,26 @@ def open_session(ctx: Context, conn, session_id: str, shape: str = "D", with_pre
 
 
 def open_session_with_defaults(ctx: Context, conn, session_id: str, shape: str = "D",
-                               with_node: bool = False) -> tuple[dict, dict]:
+                               with_node: bool = False, slide_later: bool = False) -> tuple[dict, dict]:
     """Return (live session row, server defaults) like open_session + server_defaults, in one query.
 
     `with_node`: the row also carries "node_version", the node's generation and change
     sequence read by the same statement (see repo.touch_session).
+    `slide_later`: lock the row without sliding its expiry; the caller writes the row in the
+    same transaction with `repo.update_session(..., slide_at=slide_time(ctx))`.
     """
     now = ctx.clock()
-    row, settings = repo.touch_session(conn, session_id, now, slide=ctx.config.session_auto_extend,
+    row, settings = repo.touch_session(conn, session_id, now,
+                                       slide=ctx.config.session_auto_extend and not slide_later,
                                        with_settings=True, with_node=with_node)
     if row is None:
         raise SessionNotFound(session_id, shape)
     return row, defaults_from_settings(ctx, settings)
+
+
+def slide_time(ctx: Context) -> float | None:
+    """The `slide_at` for a write that opened its session with `slide_later` (None: no sliding)."""
+    return ctx.clock() if ctx.config.session_auto_extend else None
 
 
 def create_session(ctx: Context, node_id: str, metadata: dict | None, ttl_seconds: int | None,

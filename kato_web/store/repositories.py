@@ -215,20 +215,33 @@ def get_session(conn: Connection, session_id: str) -> dict | None:
     return dict(row) if row else None
 
 
-def update_session(conn: Connection, session_id: str, **values: Any) -> None:
+def update_session(conn: Connection, session_id: str, slide_at: float | None = None, **values: Any) -> None:
+    """Write `values` into the session's row.
+
+    `slide_at`: also slide its expiry as touch_session(slide=True) does at that time (and count
+    the access), for a write that read the row with touch_session(slide=False, lock=True): one
+    new row version per request instead of two (sliding, then the write).
+    """
     keys = tuple(sorted(values))
     # None is written as SQL NULL, as .values(key=None) does (a bound None would be JSON null).
     nulls = tuple(k for k in keys if values[k] is None)
+    slide = slide_at is not None
 
     def build():
         # Parameter names must differ from column names in an UPDATE's SET clause.
-        return (update(sessions_t).where(sessions_t.c.session_id == bindparam("sid"))
-                .values({k: null() if k in nulls else bindparam("v_" + k, type_=sessions_t.c[k].type)
-                         for k in keys}))
+        columns = {k: null() if k in nulls else bindparam("v_" + k, type_=sessions_t.c[k].type) for k in keys}
+        if slide:
+            new_expiry = bindparam("slide_at", type_=Float) + sessions_t.c.ttl_seconds
+            columns["expires_at"] = case((sessions_t.c.expires_at < new_expiry, new_expiry),
+                                         else_=sessions_t.c.expires_at)
+            columns["access_count"] = sessions_t.c.access_count + 1
+        return update(sessions_t).where(sessions_t.c.session_id == bindparam("sid")).values(columns)
 
     params = {"v_" + k: v for k, v in values.items() if v is not None}
     params["sid"] = session_id
-    conn.execute(_statement(("update_session", keys, nulls), build), params)
+    if slide:
+        params["slide_at"] = slide_at
+    conn.execute(_statement(("update_session", keys, nulls, slide), build), params)
 
 
 def delete_session(conn: Connection, session_id: str) -> bool:

@@ -246,3 +246,40 @@ def test_kb_id_derivation():
     assert kb_id_for("a.b", "kato") == kb_id_for("a-b", "kato") == kb_id_for("a_b", "kato") == "a_b_kato"
     long_id = kb_id_for("x" * 100, "kato")
     assert len(long_id) <= 60 and long_id.endswith("_kato")
+
+
+def test_writes_slide_expiry_and_count_one_access_each(client, kato, new_session, clock):
+    """observe, observe-sequence (an empty one too) and learn lock the row and slide its expiry
+    in the write itself: expiry moves as a read's does, never backwards, once per request."""
+    from kato_web.store import repositories as repo
+
+    sid = new_session(ttl_seconds=5)
+
+    def row():
+        with kato.db.transaction() as conn:
+            return repo.get_session(conn, sid)
+
+    writes = [("observe", {"strings": ["a", "b"]}), ("observe-sequence", {"observations": []}),
+              ("observe-sequence", {"observations": [{"strings": ["c"]}], "learn_at_end": True}),
+              ("observe", {"strings": ["d"]}), ("learn", None)]
+    for path, body in writes:
+        before = row()
+        clock.advance(4)
+        assert client.post(f"/sessions/{sid}/{path}", json=body).status_code == 200, path
+        after = row()
+        assert after["expires_at"] == clock.now + 5, path
+        assert after["access_count"] == before["access_count"] + 1, path
+    assert client.post(f"/sessions/{sid}/extend?ttl_seconds=60").status_code == 200
+    clock.advance(1)
+    assert client.post(f"/sessions/{sid}/observe", json={"strings": ["e"]}).status_code == 200
+    assert row()["expires_at"] == clock.now - 1 + 60  # the extension's later expiry is kept
+    # A refused write changes nothing, its expiry included.
+    before = row()
+    clock.advance(1)
+    assert client.post(f"/sessions/{sid}/observe", json={"vectors": [[1.0], [1.0, 2.0]]}).status_code == 400
+    assert row() == before
+    # Without auto-extend a write leaves expiry and count alone.
+    kato.config.session_auto_extend = False
+    client.post(f"/sessions/{sid}/observe", json={"strings": ["f"]})
+    assert (row()["expires_at"], row()["access_count"]) == (before["expires_at"], before["access_count"])
+    assert client.get(f"/sessions/{sid}/stm").get_json()["stm"] == [["e"], ["f"]]
