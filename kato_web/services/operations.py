@@ -144,9 +144,9 @@ def _prediction_fields(ctx: Context, kb_id: str, prediction_stm, config: dict, l
     prediction_input = {"config": predict.prediction_settings(config)}
     if prediction_stm != final_stm:
         prediction_input["stm"] = prediction_stm
-    if learns_follow:
+    if learns_follow:  # as JSON: they are only stored (store/jsoncodec.py writes that text)
         return {"prediction_input": prediction_input,
-                "predictions": predict.compute(ctx, kb_id, prediction_stm, config)[0]}
+                "predictions": predict.compute(ctx, kb_id, prediction_stm, config, as_json=True)[0]}
     return {"prediction_input": prediction_input, "predictions": None}
 
 

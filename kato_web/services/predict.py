@@ -55,13 +55,15 @@ def compute_in_transaction(conn, kb_id: str, stm: list, config: dict,
     return result
 
 
-def compute_after_learns(ctx: Context, kb_id: str, stm: list, config: dict, batch) -> tuple[list, list]:
+def compute_after_learns(ctx: Context, kb_id: str, stm: list, config: dict, batch) -> tuple[JSONList, bytes]:
     """Return predictions on the node as the transaction's learns `batch` (repo.LearnedBatch,
-    stored with a view) left it after the first of them: see knowledge.as_seen_after."""
+    stored with a view) left it after the first of them (see knowledge.as_seen_after), as JSON
+    (see compute_from_settings): they are only stored."""
     if not any(stm):
-        return [], []
+        return JSONList(b"[]", 0), b"[]"
     with as_seen_after(ctx, kb_id, batch.seq_before, batch.view) as (index, stats):
-        result = predict(stm, index, stats, PredictConfig.from_mapping(prediction_settings(config)))
+        result = predict(stm, index, stats, PredictConfig.from_mapping(prediction_settings(config)),
+                         futures_json=True, predictions_json=True)
     monitoring.predictions_computed(len(result[0]))
     return result
 

@@ -16,6 +16,8 @@ The standard library still does what orjson cannot do the same way:
   an SQLite database) goes to json, and so does text with a run of 20 or more digits: orjson
   would read an integer beyond 64 bits (an imported emotive, say) as a float, json reads it
   exactly. (A float's repr never has 20 digits in a row; finding the run costs ~2 us per KB.)
+Predictions the engine hands over as their JSON text (engine.types.JSONList: an observe's
+stored predictions, which only cognition-data ever reads) are stored as that text.
 One difference remains: a float NaN or infinity is written as null, as the JSON answers on the
 wire already show it (web/json_provider.py); the request parser lets neither in.
 The stored text is compact (no spaces after separators); nothing reads the text itself except
@@ -27,9 +29,13 @@ import json
 
 import orjson
 
+from kato_web.engine.types import JSONList
+
 
 def dumps(value) -> str:
     """Return the JSON text stored for `value`."""
+    if isinstance(value, JSONList):  # predictions the engine wrote as JSON (orjson's text)
+        return value.text.decode("utf-8")
     try:
         raw = orjson.dumps(value)
     except TypeError:  # orjson.JSONEncodeError is one: too deep, an int beyond 64 bits, …

@@ -33,6 +33,11 @@ def test_the_codec_reads_back_what_it_writes_and_keeps_the_escapes_of_non_ascii_
         got, want = jsoncodec.loads(text), json.loads(text)
         assert repr(got) == repr(want) and repr(jsoncodec.loads(text.encode())) == repr(want)
     assert type(jsoncodec.loads("[18446744073709551615]")[0]) is int
+    # Predictions the engine wrote as JSON are stored as that text.
+    from kato_web.engine.types import JSONList
+
+    written = JSONList('[{"name":"n","v":0.1}]'.encode(), 1)
+    assert jsoncodec.dumps(written) == '[{"name":"n","v":0.1}]'
 
 
 def test_a_scalar_json_value_reads_back(kato):
