@@ -150,7 +150,10 @@ def run(url: str, workers: int, patterns: int, preload: bool = False, learns: in
         if learns:
             # New patterns learned after the fork: each worker applies them to its copy, which
             # writes (and so un-shares) the pages they touch.
-            learner = requests.post(base + "/sessions", json={"node_id": NODE}).json()["session_id"]
+            # θ 0.9 for the learner: its observe-time predictions stay cheap (the learns, not
+            # predictions over a million patterns at θ 0.1, are what this step measures).
+            learner = requests.post(base + "/sessions", json={
+                "node_id": NODE, "config": {"recall_threshold": 0.9}}).json()["session_id"]
             for k in range(learns):
                 events = [{"strings": [f"new{k:06d}a"]}, {"strings": [f"new{k:06d}b", "s0001"]}]
                 resp = requests.post(f"{base}/sessions/{learner}/observe-sequence",
