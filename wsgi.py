@@ -2,7 +2,9 @@
 
 The kernels are loaded (or compiled, once per install) here, before the app is built and
 before gunicorn forks any worker: the workers share the compiled code copy-on-write and never
-compile on a request. Database connections, metrics files and threads start in each worker.
+compile on a request. The nodes named in KATO_PRELOAD_NODES are loaded here too, on connections
+closed before the fork, so the workers share their indexes' pages instead of each loading its own
+copy (docs/scaling.md). Database connections, metrics files and threads start in each worker.
 """
 import gc
 

@@ -207,6 +207,20 @@ def summarise(stats_csv: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code, _line = run(argv)
+    return code
+
+
+def default_layout() -> tuple[int, int]:
+    """(workers, threads) gunicorn.conf.py would use here."""
+    from kato_web.config import ServerSettings
+
+    server = ServerSettings.from_env()
+    return server.workers, server.threads
+
+
+def run(argv: list[str] | None = None) -> tuple[int, dict]:
+    """Run one scenario; return (exit code, the summary line with per-name figures)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", choices=SCENARIOS, default="mix")
     parser.add_argument("--users", type=int, default=32)
@@ -227,11 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                              "throughput); default: back to back")
     args = parser.parse_args(argv)
 
-    from kato_web.config import ServerSettings
-
-    server = ServerSettings.from_env()
-    workers = args.workers or server.workers
-    threads = args.threads or server.threads
+    default_workers, default_threads = default_layout()
+    workers = args.workers or default_workers
+    threads = args.threads or default_threads
     patterns = args.patterns if args.scenario in ("mix", "predict") else 0
     run_db = make_url(args.database_url).database
     database_url = prepare_database(args.database_url, run_db, args.node, patterns, args.seed)
@@ -297,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         if name != "Aggregated":
             print(f"  {name:40s} {row['rps']:8.1f}/s p50 {row['p50_ms']:6.0f} p95 {row['p95_ms']:6.0f} "
                   f"p99 {row['p99_ms']:6.0f} ms err {row['error_pct']:.2f}%")
-    return locust.returncode if locust.returncode not in (1,) else 0
+    line["by_name"] = {name: row for name, row in summary.items() if name != "Aggregated"}
+    return (locust.returncode if locust.returncode not in (1,) else 0), line
 
 
 if __name__ == "__main__":

@@ -145,6 +145,52 @@ def cmd_import(config: Config, args) -> int:
     return 0
 
 
+def cmd_keys(config: Config, args) -> int:
+    """List, create or revoke API keys (the admin page's Keys, from a shell; audited alike)."""
+    from kato_web.services import security
+    from kato_web.services.context import Context
+
+    ctx = Context(config=config, db=_database(config))
+    token = security.current_actor.set(security.Actor("command line", None))
+    try:
+        if args.keys_command == "create":
+            name, prefix = args.name.strip(), (args.node_prefix or "").strip()
+            if not name or len(name) > 100:
+                print("kato-web: give the key a name of 1 to 100 characters", file=sys.stderr)
+                return 1
+            if len(prefix) > 200:
+                print("kato-web: a node prefix has at most 200 characters", file=sys.stderr)
+                return 1
+            key, row = security.create_key(ctx, name, prefix or None, args.read_only)
+            # The key itself goes to standard output alone (for scripts); it is not stored.
+            print(key)
+            print(f"created key {row['id']} {row['key_prefix']}… ({name}); it is shown only now",
+                  file=sys.stderr)
+            return 0
+        if args.keys_command == "revoke":
+            row = security.revoke_key(ctx, args.key_id)
+            if row is None:
+                print(f"kato-web: no live key with id {args.key_id}", file=sys.stderr)
+                return 1
+            print(f"revoked key {row['id']} {row['key_prefix']}… ({row['name']}); running workers stop "
+                  "accepting it within seconds")
+            return 0
+        rows = security.list_keys(ctx)
+        if args.json:
+            print(json.dumps([{k: r[k] for k in ("id", "name", "key_prefix", "node_prefix", "read_only",
+                                                 "created_at", "revoked_at")} for r in rows]))
+            return 0
+        print(f"{'id':>4}  {'prefix':<15} {'scope':<24} {'state':<8} name")
+        for r in rows:
+            scope = (r["node_prefix"] or "all nodes") + (", read-only" if r["read_only"] else "")
+            state = "revoked" if r["revoked_at"] else "live"
+            print(f"{r['id']:>4}  {r['key_prefix'] + '…':<15} {scope[:24]:<24} {state:<8} {r['name']}")
+        return 0
+    finally:
+        security.current_actor.reset(token)
+        ctx.db.dispose()
+
+
 def cmd_evaluate(config: Config, args) -> int:
     """Run one queued admin evaluation (the admin page starts this in a process of its own)."""
     from kato_web.services import evaluation_jobs
@@ -174,6 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
                                         "transaction (a malformed line: nothing imported)")
     imp.add_argument("file", metavar="FILE", help="a file written by export")
     imp.add_argument("--node", default=None, help="import into this kb_id instead of the file's node")
+    keys = sub.add_parser("keys", help="list, create or revoke API keys (as the admin page's Keys "
+                                       "does; each change is in the audit log)")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION")
+    listing = keys_sub.add_parser("list", help="every key made here or on the admin page (default)")
+    listing.add_argument("--json", action="store_true", help="as a JSON array")
+    create = keys_sub.add_parser("create", help="make a key and print it (once) on standard output")
+    create.add_argument("name", metavar="NAME", help="what the key is for (1-100 characters)")
+    create.add_argument("--node-prefix", default=None, help="only nodes whose id starts with this")
+    create.add_argument("--read-only", action="store_true", help="reads only (no observe, learn, …)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id (see list)")
+    revoke.add_argument("key_id", metavar="ID", type=int)
+    keys.set_defaults(keys_command="list", json=False)
     evaluate = sub.add_parser("evaluate", help="run one queued accuracy evaluation (the admin page's "
                                                "evaluate mode starts this; docs/admin.md)")
     evaluate.add_argument("job_id", metavar="JOB_ID", help="the evaluation's id")
@@ -182,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"migrate": cmd_migrate, "check": cmd_check, "serve": cmd_serve, "stats": cmd_stats,
             "sweep-sessions": cmd_sweep_sessions, "export": cmd_export, "import": cmd_import,
-            "evaluate": cmd_evaluate}
+            "keys": cmd_keys, "evaluate": cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,10 @@ class NodeKnowledge:
     finalized: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
     footprint: int = 0  # estimated bytes held (see _footprint), updated after each refresh
+    # Loaded by gunicorn's master before the fork (preload): the pages are shared by every
+    # worker, so the copy counts against no worker's budget and is never evicted. A full
+    # reload (clear-all) makes a private copy again.
+    shared: bool = False
 
     @property
     def patterns(self) -> PatternIndex:
@@ -118,12 +122,12 @@ def _evict(ctx: Context, keep: str) -> None:
     nodes, registry_lock = _registry(ctx)
     evicted = []
     with registry_lock:
-        total = sum(k.footprint for k in nodes.values())
+        total = sum(k.footprint for k in nodes.values() if not k.shared)
         if budget:
             for kb_id in list(nodes):
                 if total <= budget:
                     break
-                if kb_id == keep:
+                if kb_id == keep or nodes[kb_id].shared:
                     continue
                 total -= nodes.pop(kb_id).footprint
                 evicted.append(kb_id)
@@ -194,6 +198,7 @@ def preload(ctx: Context, node_ids: tuple[str, ...], kb_id_of) -> list[tuple[str
                     continue
                 knowledge.index.prepare_shared()
                 knowledge.footprint = _footprint(knowledge)
+                knowledge.shared = True
                 loaded.append((kb_id, len(knowledge.index)))
         for kb_id, count in loaded:
             if count is None:
@@ -297,6 +302,7 @@ def refresh(ctx: Context, knowledge: NodeKnowledge) -> None:
             return
         # Incremental changes were tried above (or there is no copy yet): load everything.
         _load_all(conn, knowledge, node["change_seq"])
+        knowledge.shared = False  # this worker's own copy now
         _take_counters(knowledge, node)
     monitoring.knowledge_used("reload", knowledge.kb_id, len(knowledge.index), len(knowledge.pmf))
 
@@ -404,7 +410,8 @@ def _evict_vectors(ctx: Context, keep: str) -> None:
     nodes, registry_lock = _registry(ctx)
     with registry_lock:
         cache = _vector_registry(ctx)
-        total = sum(k.footprint for k in nodes.values()) + sum(v.footprint for v in cache.values())
+        total = (sum(k.footprint for k in nodes.values() if not k.shared)
+                 + sum(v.footprint for v in cache.values()))
         for kb_id in list(cache):
             if total <= budget:
                 break
@@ -427,7 +434,7 @@ def forget(ctx: Context, kb_id: str | None = None) -> int:
             nodes.clear()
         else:
             count = 1 if nodes.pop(kb_id, None) is not None else 0
-        total = sum(k.footprint for k in nodes.values())
+        total = sum(k.footprint for k in nodes.values() if not k.shared)
     monitoring.index_cache_state(total, _budget(ctx))
     return count
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -357,3 +358,48 @@ def test_evaluate_runs_in_the_background_and_saves_its_suggestion(page, server):
     assert config["recall_threshold"] == float(match.group(1))
     assert config["max_predictions"] == int(match.group(2))
     save_settings(page, server, recall_threshold=0.1, max_predictions=100)  # as the other tests expect
+
+
+def _until(check, seconds: float = 6.0) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return check()
+
+
+def test_keys_made_and_revoked_on_the_page_rule_the_api_and_are_audited(page, server):
+    """Make a prefix-limited read-only key, use it, revoke it, and find both in the audit log.
+
+    Last in this file: while the key lives, every API request needs one (README "Security")."""
+    sign_in(page, server)
+    page.goto(server.url + "/admin/keys")
+    page.get_by_label("Name (who uses it)").fill("browser dashboard")
+    page.get_by_label("Only node ids starting with (empty: every node)").fill("e2e-")
+    page.get_by_label("Read-only (GET requests)").check()
+    page.get_by_role("button", name="Make a key").click()
+    key = page.locator("#new-key code.api-key").inner_text().strip()
+    assert key.startswith("kato_")
+    shot(page, "keys")
+    row = page.locator("#keys-table tbody tr").first.inner_text()
+    assert "browser dashboard" in row and "read-only" in row and key not in row
+
+    count = server.url + "/sessions/count"
+    own = server.url + f"/percept-data?node_id={NODE}"
+    # Every worker demands a key within seconds; this one reads its own nodes only.
+    assert _until(lambda: all(requests.get(count).status_code == 401 for _ in range(4)))
+    assert requests.get(own, headers={"X-API-Key": key}).status_code == 200
+    assert requests.get(count, headers={"X-API-Key": key}).status_code == 403
+    assert requests.post(server.url + "/sessions", json={"node_id": "e2e-x"},
+                         headers={"X-API-Key": key}).status_code == 403
+
+    page.get_by_role("button", name="Revoke").first.click()
+    assert "Revoked" in page.locator(".notice").inner_text()
+    # No live key left: the API is open again in every worker.
+    assert _until(lambda: all(requests.get(count).status_code == 200 for _ in range(4)))
+
+    page.goto(server.url + "/admin/audit")
+    text = page.locator("main").inner_text()
+    assert "key_created" in text and "key_revoked" in text and "browser dashboard" in text
+    shot(page, "audit")

@@ -153,10 +153,10 @@ def test_audit_trail_of_settings_keys_and_clear_all(apps):
     resp = admin.post("/admin/keys", data={"csrf_token": token, "name": "loader", "node_prefix": "acme-",
                                            "read_only": "1"})
     assert resp.status_code == 200
-    key = re.search(r'<code class="key">(kato_[^<]+)</code>', resp.get_data(as_text=True)).group(1)
+    key = re.search(r'<code class="api-key">(kato_[^<]+)</code>', resp.get_data(as_text=True)).group(1)
     assert key not in admin.get("/admin/keys").get_data(as_text=True)  # shown once
     second = admin.post("/admin/keys", data={"csrf_token": token, "name": "writer"})
-    writer = re.search(r'<code class="key">(kato_[^<]+)</code>', second.get_data(as_text=True)).group(1)
+    writer = re.search(r'<code class="api-key">(kato_[^<]+)</code>', second.get_data(as_text=True)).group(1)
     api = app.test_client()
     headers = {"Authorization": f"Bearer {writer}"}
     sid = api.post("/sessions", json={"node_id": "acme-7"}, headers=headers).get_json()["session_id"]

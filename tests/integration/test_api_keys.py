@@ -198,3 +198,52 @@ def test_security_settings_from_the_environment(monkeypatch):
     config = Config.from_env()
     assert config.cors_origins == ("https://a.example", "https://b.example")
     assert config.cookie_secure == "1"
+
+
+# ---------------------------------------------------------------- command line
+
+def _cli(database_url: str, *args: str):
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KATO_")}
+    env["KATO_DATABASE_URL"] = database_url
+    return subprocess.run([sys.executable, "-m", "kato_web", "keys", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_keys_from_the_command_line_work_like_the_admin_pages(app, kato, database_url):
+    # README "Security": `python -m kato_web keys create|list|revoke`, audited as the page's.
+    client = app.test_client()
+    made = _cli(database_url, "create", "deploy bot", "--node-prefix", "acme-", "--read-only")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("kato_") and "\n" not in key and key not in made.stderr
+    assert "shown only now" in made.stderr
+    app.extensions["kato.keys"].forget()
+    assert client.get("/sessions/count").status_code == 401
+    sid = client.post("/sessions", json={"node_id": "acme-1"}, headers=bearer(FULL))
+    assert sid.status_code == 401  # FULL is not configured here: only the new key exists
+    assert client.get("/percept-data?node_id=acme-1", headers=bearer(key)).status_code == 200
+    assert client.get("/percept-data?node_id=globex", headers=bearer(key)).status_code == 403
+    assert client.post("/sessions", json={"node_id": "acme-1"}, headers=bearer(key)).status_code == 403
+
+    listing = _cli(database_url, "list", "--json")
+    rows = __import__("json").loads(listing.stdout)
+    assert [(r["name"], r["node_prefix"], r["read_only"], r["revoked_at"]) for r in rows] == [
+        ("deploy bot", "acme-", True, None)]
+    assert key not in listing.stdout
+    table = _cli(database_url).stdout  # `keys` alone lists
+    assert "deploy bot" in table and "acme-, read-only" in table and "live" in table
+
+    assert _cli(database_url, "revoke", "999999").returncode == 1
+    revoked = _cli(database_url, "revoke", str(rows[0]["id"]))
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout
+    app.extensions["kato.keys"].forget()
+    assert client.get("/sessions/count").status_code == 200  # no live key left: open again
+    actions = [(r["action"], r["actor"]) for r in security.audit_page(kato, None, None, None, 1)["rows"]]
+    assert ("key_created", "command line") in actions and ("key_revoked", "command line") in actions
+    assert _cli(database_url, "create", "").returncode == 1

@@ -37,6 +37,15 @@ def test_defaults_and_typed_values(env):
     assert isinstance(config.server, ServerSettings)
 
 
+def test_preload_nodes_are_a_list_of_node_ids(env):
+    # scaling.md "Memory per instance": the master loads these before forking.
+    assert Config.from_env().preload_nodes == ()
+    env.setenv("KATO_PRELOAD_NODES", " big , small,big,, ")
+    assert Config.from_env().preload_nodes == ("big", "small")
+    env.setenv("KATO_PRELOAD_NODES", "*")
+    assert Config.from_env().preload_nodes == ("*",)
+
+
 def test_direct_construction_reads_no_environment(env):
     env.setenv("KATO_SESSION_TTL", "60")
     env.setenv("KATO_WORKERS", "9")
@@ -57,6 +66,8 @@ def test_direct_construction_reads_no_environment(env):
     ("KATO_FILTER_PIPELINE", "length,sieve", "filter names"),
     ("KATO_MAX_PREDICTIONS", "0", "between 1 and 10000"),
     ("KATO_GZIP_LEVEL", "12", "less than or equal to 9"),
+    ("KATO_PRELOAD_NODES", "*,big", "cannot be combined"),
+    ("KATO_PRELOAD_NODES", "a\tb", "not a node id"),
 ])
 def test_bad_value_is_one_line_naming_variable_value_and_rule(env, name, value, allowed):
     env.setenv(name, value)

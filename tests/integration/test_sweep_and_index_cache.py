@@ -124,3 +124,36 @@ def test_index_cache_evicts_least_recently_used_and_answers_stay_identical(clien
     assert 0 < after["bytes"] <= one
     prom = client.get("/metrics?format=prometheus").get_data(as_text=True)
     assert 'kato_index_cache_total{result="eviction"}' in prom and "kato_index_cache_bytes " in prom
+
+
+def test_preloaded_nodes_are_shared_so_no_worker_budget_counts_or_evicts_them(client, kato, monkeypatch):
+    # scaling.md "Memory per instance": KATO_PRELOAD_NODES loads nodes in gunicorn's master; the
+    # workers share those pages, so they are outside each worker's LRU budget.
+    for k, node in enumerate(["pre_big", "pre_x", "pre_y"]):
+        load_node.load(kato, node, 300, seed=k, batch=300)
+    knowledge.forget(kato)
+    loaded = knowledge.preload(kato, ("pre_big", "pre_none"), lambda n: f"{n}_kato")
+    assert loaded == [("pre_big_kato", 300), ("pre_none_kato", None)]
+    registry, _lock = knowledge._registry(kato)
+    assert list(registry) == ["pre_big_kato"] and registry["pre_big_kato"].shared
+    index = registry["pre_big_kato"].index
+    assert index._indexed == len(index) == 300  # postings built before the fork
+
+    monkeypatch.setattr(knowledge, "_budget", lambda ctx: 1)  # smaller than any node
+    stm = [next(load_node.synthetic_sequences(1, k))[:2] for k in range(3)]
+    for node, events in zip(["pre_big", "pre_x", "pre_y"], stm):
+        sid = client.post("/sessions", json={"node_id": node}).get_json()["session_id"]
+        for event in events:
+            client.post(f"/sessions/{sid}/observe", json={"strings": event})
+        assert client.get(f"/sessions/{sid}/predictions").get_json()["predictions"]
+    # The private nodes evict each other; the shared one stays, with the same index object.
+    assert list(registry) == ["pre_big_kato", "pre_y_kato"]
+    assert registry["pre_big_kato"].index is index
+
+    # A clear-all makes the next load a private copy again, which the budget then governs.
+    sid = client.post("/sessions", json={"node_id": "pre_big"}).get_json()["session_id"]
+    assert client.post(f"/sessions/{sid}/clear-all").status_code == 200
+    client.post(f"/sessions/{sid}/observe", json={"strings": ["a"]})
+    client.post(f"/sessions/{sid}/observe", json={"strings": ["b"]})
+    client.get(f"/sessions/{sid}/predictions")
+    assert not registry["pre_big_kato"].shared
