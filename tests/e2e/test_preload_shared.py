@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,14 @@ def _workers(server: Gunicorn) -> list[int]:
     return sorted(int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
 
 
-def _from_every_worker(server: Gunicorn, sid: str) -> dict[int, bytes]:
+def _from_every_worker(server: Gunicorn, sid: str, workers: int = 2) -> dict[int, bytes]:
     """GET the session's predictions until each worker has answered once; body by worker pid."""
+    for _ in range(300):  # gunicorn forks its workers one after the other
+        if len(_workers(server)) >= workers:
+            break
+        time.sleep(0.1)
     pids = set(_workers(server))
+    assert len(pids) == workers, pids
     bodies: dict[int, bytes] = {}
     for _ in range(200):
         resp = requests.get(f"{server.url}/sessions/{sid}/predictions", headers={"Connection": "close"},

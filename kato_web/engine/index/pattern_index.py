@@ -20,8 +20,9 @@ together; each step lives in a module of its own:
 KATO 3.10.1 (kato-3.10.md decisions 14, 15, 18, 19): a one-symbol STM predicts like any other;
 the entropies are per prediction, over its present, or over the whole pattern when
 ``stats.finalized`` (compiled, ``ensemble._entropies`` and ``_ensemble``'s ``whole``). A call
-with ``fuzzy_token_threshold`` > 0 or an ``affinity_emotive`` finds its candidates here and
-scores and ranks them with the direct engine (``_predict_direct``): same bits, opt-in cost.
+with ``fuzzy_token_threshold`` > 0 or an ``affinity_emotive`` scores its fuzzy matches and
+affinity weights in compiled passes over all candidates (options.py): same bits as the direct
+engine.
 
 How the knowledge service feeds it: patterns, frequencies, emotive windows and each symbol's pmf
 as before (``add_columns``/``update``/``set_pmf``); everything else of kato-3.10 comes in the
@@ -49,11 +50,11 @@ import numpy as np
 import orjson
 
 from .. import metrics as mx
-from ..matching import fuzzy_matches
-from ..metrics import AffinityWeights, weighted_values
+from ..metrics import AffinityWeights
 from ..predictor import predict as _direct_predict
 from ..types import JSONList, PatternRecord, PredictConfig, RANK_KEYS, SymbolStats, WEIGHTED_KEYS
 from . import compiled
+from . import options as _opt
 from .candidates import _count_bound, candidate_positions
 from .columns import PatternColumns
 from .ensemble import _domain, _ensemble, _entropies, _first_members, universe_ranks
@@ -191,9 +192,8 @@ class PatternIndex(PatternColumns):
             dom_rank, n_symbols, self._max_len, whole)
         options = None
         if cfg.fuzzy_token_threshold > 0 or cfg.affinity_emotive is not None:
-            options, ev, conf, snr, pot = self._options(s, stats, cfg, cp, m_arr, r_arr, e1, e2,
-                                                        ev, conf, snr, itfdf, pot, local_of,
-                                                        pos_ptr, pos)
+            options, ev, conf, snr, pot = self._options(s, stats, cfg, state, cp, m_arr, r_arr,
+                                                        e1, e2, ev, conf, snr, itfdf, pot)
 
         started = self._phase("ensemble", started)
         freq = self._freq[cp]
@@ -232,55 +232,36 @@ class PatternIndex(PatternColumns):
                 predictions = JSONList(orjson.dumps(predictions), len(predictions))
             return predictions, future_potentials
 
-    def _options(self, s, stats: SymbolStats, cfg: PredictConfig, cp, m_arr, r_arr, e1, e2,
-                 ev, conf, snr, itfdf, pot, local_of, pos_ptr, pos):
+    def _options(self, s, stats: SymbolStats, cfg: PredictConfig, state, cp, m_arr, r_arr, e1, e2,
+                 ev, conf, snr, itfdf, pot):
         """Apply fuzzy tokens and affinity weights to every candidate (kato-3.10.md §1.4b, §1.4d).
 
         Returns ((per-candidate (matches, anomalies) or None, an (nc × 4) array of the weighted
         values or None), evidence, confidence, snr, potential). Fuzzy matching changes M, hence
         evidence, confidence and snr; affinity changes potential; every other metric is the
-        compiled one. The per-candidate work is the direct engine's own functions (so the same
-        bits) in Python, over the candidates only.
+        compiled one. options.py computes both for all candidates in compiled passes, with the
+        direct engine's scorer and summation order (so the same bits).
         """
+        local, s_loc, k, words, pm, counts, pos_ptr, pos, local_node, local_of = state
         n = len(s)
-        nc = cp.shape[0]
         tau, emotive = cfg.fuzzy_token_threshold, cfg.affinity_emotive
         per, jk, _ = _top_blocks(cp, e1, e2, self._flat, self._pstart, self._ebstart,
                                  self._ebounds, local_of, n, pos_ptr, pos, self._max_len)
-        starts = self._pstart[cp]
-        lengths = self._pstart[cp + 1] - starts
+        used = _opt.used_symbols(self, cp)
+        lengths = self._pstart[cp + 1] - self._pstart[cp]
         lo = self._ebounds[self._ebstart[cp] + e1]
         hi = self._ebounds[self._ebstart[cp] + e2]
-        names, flat = self._names_arr, self._flat
-        fuzzy = [] if tau > 0 else None
-        m = m_arr
-        if fuzzy is not None:
-            m = np.empty(nc, _I64)
-        weights = weighted = None
+        fuzzy = best = None
+        if tau > 0:
+            best, best_score = _opt.fuzzy_best(self, local, cp, used, tau)
+            fuzzy = _opt.FuzzyResults(self, s, s_loc, best, best_score)
+        weighted = None
         if emotive is not None:
-            weights = AffinityWeights(stats, emotive)
-            w_state = weights.sum(s)
-            weighted = np.empty((nc, 4), np.float64)
-        jk = jk.tolist()
-        block = 0
-        for c, a, length, r, u, v in zip(range(nc), starts.tolist(), lengths.tolist(),
-                                         per.tolist(), lo.tolist(), hi.tolist()):
-            p = names[flat[a: a + length]].tolist()
-            if fuzzy is not None:
-                matches, anomalies = fuzzy_matches(p, s, tau)
-                fuzzy.append((matches, anomalies))
-                m[c] = len(matches)
-            else:
-                matches, anomalies = [], ()
-                if weights is not None:
-                    for j, k in jk[block: block + r]:
-                        matches.extend(s[j: j + k])
-            block += r
-            if weights is not None:
-                # Never None: w(S) + w(P) >= 0.02.
-                weighted[c] = weighted_values(weights, w_state, s, p, p[u:v], matches, anomalies)
+            weighted = _opt.weighted_columns(self, AffinityWeights(stats, emotive), s, s_loc, local_node,
+                                             cp, e1, e2, used, per, jk, best)
         rho = hi - lo
         if fuzzy is not None:  # evidence, confidence and snr with the fuzzy M (engine.md §6.6-6.8)
+            m = (best[:, s_loc] >= 0).sum(axis=1).astype(_I64) if n else np.zeros(cp.shape[0], _I64)
             ev = np.where(lengths > 0, m / np.maximum(lengths, 1), 0.0)
             conf = np.where(rho > 0, m / np.maximum(rho, 1), 0.0)
             extra = n - m
@@ -490,6 +471,10 @@ def warm_up() -> bool:
     index.predict([["a"], ["c"]], finalized, PredictConfig(recall_threshold=0.1))
     index.predict([["a"], ["c"]], finalized, PredictConfig(recall_threshold=0.1),
                   futures_json=True, predictions_json=True)
+    options = dataclasses.replace(stats, frequency={"a": 1, "b": 2}, affinity={"a": {"joy": 0.5}})
+    for tau, emotive in ((0.5, None), (0.0, "joy"), (0.5, "joy")):  # options.py's kernels
+        index.predict([["a"], ["cc"]], options, PredictConfig(recall_threshold=0.1, fuzzy_token_threshold=tau,
+                                                              affinity_emotive=emotive))
     long_state = [[f"s{i}"] for i in range(70)] + [["a"]]
     index.predict(long_state, stats, PredictConfig(recall_threshold=0.0))
     one = np.ones(1, _I64)

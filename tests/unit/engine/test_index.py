@@ -382,3 +382,41 @@ def test_fuzzy_and_affinity_on_a_larger_knowledge_base():
         assert got == (JSONList(orjson.dumps(want[0]), len(want[0])), orjson.dumps(want[1]))
         anomalies += sum(len(p["anomalies"]) for p in want[0])
     assert anomalies > 10
+
+
+def test_compiled_fuzzy_tokens_and_weights_equal_the_direct_engine_on_ties():
+    """options.py against the direct engine (kato-3.10.md §1.4b, §1.4d): symbols of a small
+    alphabet so that many pattern symbols tie on fuzz.ratio (the first in pattern order wins),
+    repeated state symbols, state symbols the node never saw, and every candidate shown."""
+    rng = random.Random(5)
+    alphabet = ["ab", "ba", "abc", "bca", "cab", "a", "b", "aab", "bba", "ca", "ac", "cc"]
+    records = []
+    for k in range(150):
+        events = [sorted(set(rng.sample(alphabet, rng.randint(1, 3)))) for _ in range(rng.randint(2, 5))]
+        records.append(PatternRecord(pattern_hash(events), events, rng.randint(1, 4), []))
+    records = list({r.name: r for r in records}.values())
+    base = _stats(records)
+    frequency = {x: rng.randint(1, 9) for x in alphabet}
+    affinity = {x: {"joy": rng.choice([-1.5, 0.0, 0.25, 2.0])} for x in alphabet[::2]}
+    stats = dataclasses.replace(base, frequency=frequency, affinity=affinity)
+    index = PatternIndex.from_records(records, stats)
+    compared = anomalies = 0
+    for trial in range(40):
+        stm = [sorted(set(rng.sample(alphabet + ["zz", "abz"], rng.randint(1, 3)))) for _ in range(rng.randint(1, 4))]
+        if trial % 5 == 0:
+            stm = stm + [stm[0]]  # the same symbols again
+        cfg = PredictConfig(recall_threshold=rng.choice([0.0, 0.1, 0.3]),
+                            fuzzy_token_threshold=rng.choice([0.0, 0.3, 0.5, 0.67, 0.8]),
+                            affinity_emotive=rng.choice([None, "joy", "calm"]),
+                            rank_sort_algo=rng.choice(["potential", "weighted_similarity", "weighted_snr",
+                                                       "evidence", "similarity"]),
+                            max_predictions=500)
+        if cfg.fuzzy_token_threshold == 0 and cfg.affinity_emotive is None:
+            cfg = dataclasses.replace(cfg, fuzzy_token_threshold=0.5)
+        want = predict(stm, records, stats, cfg)
+        assert predict(stm, index, stats, cfg) == want, (stm, cfg)
+        got = index.predict(stm, stats, cfg, futures_json=True, predictions_json=True)
+        assert got == (JSONList(orjson.dumps(want[0]), len(want[0])), orjson.dumps(want[1]))
+        compared += len(want[0])
+        anomalies += sum(len(p["anomalies"]) for p in want[0])
+    assert compared > 1000 and anomalies > 500
