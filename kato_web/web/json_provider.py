@@ -49,9 +49,12 @@ def _refuse(value: Any) -> Any:
 class FastJSONProvider(DefaultJSONProvider):
     """DefaultJSONProvider whose compact dumps go through orjson when it gives the same values."""
 
-    def _fast(self, obj: Any) -> bytes | None:
+    def _fast(self, obj: Any, newline: bool = False) -> bytes | None:
         try:
-            data = orjson.dumps(obj, default=_refuse, option=_OPTIONS)
+            # orjson appends the response's newline itself: a megabyte predictions answer is
+            # then not copied once more to add it.
+            data = orjson.dumps(obj, default=_refuse,
+                                option=(_OPTIONS | orjson.OPT_APPEND_NEWLINE) if newline else _OPTIONS)
         except (_Fallback, TypeError, orjson.JSONEncodeError):
             return None
         return data
@@ -67,9 +70,9 @@ class FastJSONProvider(DefaultJSONProvider):
         obj = self._prepare_response_obj(args, kwargs)
         compact = not ((self.compact is None and self._app.debug) or self.compact is False)
         if orjson is not None and compact and not self.sort_keys:
-            data = self._fast(obj)
+            data = self._fast(obj, newline=True)
             if data is not None:
-                return self._app.response_class(data + b"\n", mimetype=self.mimetype)
+                return self._app.response_class(data, mimetype=self.mimetype)
         return super().response(*args, **kwargs)
 
 

@@ -121,6 +121,7 @@ class PatternColumns:
         self._sym_json = np.zeros(64, np.uint8)
         self._sym_joff = np.zeros(17, _I64)
         self._sym_json_n = 0
+        self._sym_json_max = 0  # the longest of those texts, in bytes
         self._pmf = np.zeros(16, _I64)
         self._has_pmf = np.zeros(16, np.bool_)
         self._n = 0
@@ -387,6 +388,7 @@ class PatternColumns:
             self._sym_joff[done + 1: n + 1] = used + np.cumsum(
                 np.fromiter(map(len, texts), _I64, count=n - done))
             self._sym_json_n = n
+            self._sym_json_max = max(self._sym_json_max, max(map(len, texts)))
         return self._sym_json, self._sym_joff
 
     def events(self, position: int, start: int = 0) -> list[list[str]]:

@@ -103,34 +103,45 @@ def _put_events(out, k, p, lo_ev, hi_ev, flat, pstart, ebstart, ebounds, sym_jso
     out[k] = 93
     return k + 1
 
+# Above this longest symbol text the output is sized exactly (a pass over every symbol);
+# at or below it, from the symbol and event counts alone, which over-allocates at most ~10x.
+_SIZE_BY_COUNT_MAX_LEN = 64
+
+
 @_jit
-def _futures_json(ps, starts, flat, pstart, ebstart, ebounds, sym_json, sym_off, counts,
-                  agg_text, w_text):
+def _futures_json(ps, starts, flat, pstart, ebstart, ebounds, sym_json, sym_off, sym_max,
+                  counts, agg_text, w_text):
     """Write ``orjson.dumps`` of the future_potentials list, byte for byte, as uint8.
 
     Entry u is the future events[starts[u]:] of pattern ps[u] (each symbol's JSON string
-    taken from ``sym_json[sym_off[x]:sym_off[x + 1]]``), its count as an int, and the u-th
-    numbers of ``agg_text`` and ``w_text``, two float64 arrays as orjson writes them, so
-    every float has exactly orjson's text. Counts are positive. One pass sizes the output,
-    the second fills it.
+    taken from ``sym_json[sym_off[x]:sym_off[x + 1]]``, at most ``sym_max`` bytes), its count
+    as an int, and the u-th numbers of ``agg_text`` and ``w_text``, two float64 arrays as
+    orjson writes them, so every float has exactly orjson's text. Counts are positive. The
+    output is sized from the entries' symbol and event counts (every symbol taken at
+    ``sym_max`` bytes) unless symbols are long, then by a pass over every symbol.
     """
     ng = ps.shape[0]
     # The list's brackets and commas (as many as in either float text), the keys and
-    # braces, the floats' text.
+    # braces, the floats' text; at most 19 digits per count.
     sep = ng + 1 if ng else 2
     size = sep + ng * (_J_FUTURE.shape[0] + _J_AGG.shape[0] + _J_SUP.shape[0]
-                       + _J_TWF.shape[0] + 1)
+                       + _J_TWF.shape[0] + 1 + 19)
     size += agg_text.shape[0] - sep + w_text.shape[0] - sep
+    exact = sym_max > _SIZE_BY_COUNT_MAX_LEN
     for u in range(ng):
         p = ps[u]
         a = pstart[p]
         b0 = ebstart[p]
         m = ebstart[p + 1] - b0 - 1
-        size += 1 + max(m - starts[u], 1) + _int_size(counts[u])  # [ , ... ] then the count
+        size += 2 + max(m - starts[u], 1)  # [ , ... ] and each event's [ ] (or the empty one)
+        if not exact:
+            nsym = ebounds[b0 + m] - ebounds[b0 + starts[u]]
+            size += 2 * (m - starts[u]) + nsym * (sym_max + 1)
+            continue
         for ev in range(starts[u], m):
             lo = a + ebounds[b0 + ev]
             hi = a + ebounds[b0 + ev + 1]
-            size += 1 + max(hi - lo, 1)
+            size += 2 + max(hi - lo, 1)
             for t in range(lo, hi):
                 x = flat[t]
                 size += sym_off[x + 1] - sym_off[x]
@@ -162,7 +173,7 @@ def _futures_json(ps, starts, flat, pstart, ebstart, ebounds, sym_json, sym_off,
         out[k] = 125  # '}'
         k += 1
     out[k] = 93
-    return out
+    return out[: k + 1]
 
 # The keys of a prediction object after its head ("type", "name", "frequency", "emotives",
 # written by Python), as orjson writes them; the floats' keys in column order of the

@@ -379,7 +379,7 @@ class PatternIndex(PatternColumns):
             numbers = orjson.OPT_SERIALIZE_NUMPY  # float64s in the very text of Python floats
             future_potentials = _futures_json(
                 cp[reps], e2[reps], self._flat, self._pstart, self._ebstart, self._ebounds,
-                sym_json, sym_off, gcount[group_order],
+                sym_json, sym_off, self._sym_json_max, gcount[group_order],
                 np.frombuffer(orjson.dumps(agg[group_order], option=numbers), np.uint8),
                 np.frombuffer(orjson.dumps(gw[group_order], option=numbers), np.uint8)).tobytes()
             self._phase("future_potentials", started, groups=ngroups)

@@ -83,6 +83,29 @@ def test_futures_json_is_orjson_of_the_list(learns, stm, cfg, path, names, final
     assert predict(stm, records, stats, cfg, futures_json=True, predictions_json=True) == as_json
 
 
+# Symbol texts up to, at and beyond the length below which the futures' JSON is sized from
+# symbol counts alone (json_writers._SIZE_BY_COUNT_MAX_LEN), one- and multi-byte characters.
+LONG_SYMBOLS = ["a" * 62, "b" * 63, "c" * 200, "é" * 40, '"' * 31, "d", "e" * 64, "\x01" * 11,
+                "f" * 1000, "g" * 10, "h" * 61]
+
+
+@given(st.lists(learn, min_size=1, max_size=12), stm_strategy, configs(),
+       st.permutations(LONG_SYMBOLS), st.integers(0, len(LONG_SYMBOLS)))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_futures_json_with_long_symbols(learns, stm, cfg, names, short):
+    """Give orjson's bytes whether the output is sized from the symbol counts (every symbol
+    text at most 64 bytes) or from the texts themselves (a longer one is known)."""
+    names = names[:short] + [x[:8] for x in names[short:]]  # some runs have only short ones
+    names = list(dict.fromkeys(names + [f"s{i}" for i in range(len(STATE_SYMBOLS))]))
+    rename = dict(zip(STATE_SYMBOLS, names))
+    learns = [([[rename[x] for x in e] for e in events], *rest) for events, *rest in learns]
+    stm = [[rename[x] for x in e] for e in stm]
+    records, stats = build_kb(learns)
+    index = _index(records, stats, "auto")
+    predictions, futures = index.predict(stm, stats, cfg)
+    assert index.predict(stm, stats, cfg, futures_json=True) == (predictions, orjson.dumps(futures))
+
+
 @pytest.mark.parametrize("vocabulary", [60, 3000])
 def test_futures_json_on_a_larger_knowledge_base(vocabulary):
     """Give orjson's bytes for thousands of futures (long events, large counts and floats)."""
