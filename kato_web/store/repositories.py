@@ -38,13 +38,33 @@ _ROWS_PER_STATEMENT = 500
 # its JSON parameters and results keep the columns' types.
 # One row per distinct pattern of a batch of learns: `frequency` is how many of the batch's
 # learns it has, created_seq the sequence of the first of them, updated_seq of the last.
-_PATTERNS_UPSERT = """
+# What the learning upserts do with a row that exists, for both the VALUES (SQLite) and the
+# unnest (PostgreSQL) forms below: add the learns and counts atomically, take the newer sequence.
+_PATTERNS_INTO = """
 INSERT INTO patterns (kb_id, name, events, length, frequency, emotives, metadata, created_at,
-                      created_seq, updated_seq)
-VALUES {rows}
+                      created_seq, updated_seq)"""
+_PATTERNS_ON_CONFLICT = """
 ON CONFLICT (kb_id, name) DO UPDATE SET frequency = patterns.frequency + excluded.frequency,
                                         updated_seq = excluded.updated_seq
 RETURNING name, frequency, emotives, metadata, created_seq"""
+_SYMBOLS_INTO = """
+INSERT INTO symbols (kb_id, symbol, frequency, pattern_member_frequency, updated_seq)"""
+_SYMBOLS_ON_CONFLICT = """
+ON CONFLICT (kb_id, symbol) DO UPDATE SET
+    frequency = symbols.frequency + excluded.frequency,
+    pattern_member_frequency = symbols.pattern_member_frequency + excluded.pattern_member_frequency,
+    updated_seq = excluded.updated_seq
+RETURNING symbol, frequency, pattern_member_frequency"""
+_AFFINITY_INTO = """
+INSERT INTO symbol_affinity (kb_id, symbol, emotive, total, updated_seq)"""
+_AFFINITY_ON_CONFLICT = """
+ON CONFLICT (kb_id, symbol, emotive) DO UPDATE SET
+    total = symbol_affinity.total + excluded.total,
+    updated_seq = excluded.updated_seq
+RETURNING symbol, emotive, total"""
+
+_PATTERNS_UPSERT = _PATTERNS_INTO + """
+VALUES {rows}""" + _PATTERNS_ON_CONFLICT
 
 _PATTERNS_PER_STATEMENT = 100
 
@@ -65,24 +85,13 @@ INSERT INTO nodes (kb_id, created_at, change_seq, generation, finalized, total_u
 VALUES (:kb_id, :now, 0, 0, false, 0, 0, 0, 0)
 ON CONFLICT (kb_id) DO NOTHING"""
 
-_SYMBOLS_UPSERT = """
-INSERT INTO symbols (kb_id, symbol, frequency, pattern_member_frequency, updated_seq)
-VALUES {rows}
-ON CONFLICT (kb_id, symbol) DO UPDATE SET
-    frequency = symbols.frequency + excluded.frequency,
-    pattern_member_frequency = symbols.pattern_member_frequency + excluded.pattern_member_frequency,
-    updated_seq = excluded.updated_seq
-RETURNING symbol, frequency, pattern_member_frequency"""
+_SYMBOLS_UPSERT = _SYMBOLS_INTO + """
+VALUES {rows}""" + _SYMBOLS_ON_CONFLICT
 
 # Affinity sums (kato-3.10.md §1.4c): an atomic add per (symbol, emotive), exact whatever the
 # concurrency (learns on a node are serialised by its row lock anyway).
-_AFFINITY_UPSERT = """
-INSERT INTO symbol_affinity (kb_id, symbol, emotive, total, updated_seq)
-VALUES {rows}
-ON CONFLICT (kb_id, symbol, emotive) DO UPDATE SET
-    total = symbol_affinity.total + excluded.total,
-    updated_seq = excluded.updated_seq
-RETURNING symbol, emotive, total"""
+_AFFINITY_UPSERT = _AFFINITY_INTO + """
+VALUES {rows}""" + _AFFINITY_ON_CONFLICT
 
 # A vector is named by its content (VCTR|sha1), so a second learn of it stores nothing new.
 _VECTOR_INSERT = """
@@ -582,38 +591,22 @@ def learn_patterns(conn: Connection, kb_id: str, learns: list[PatternLearn], now
 # whatever the number of rows, which psycopg converts once and the server prepares once. Rows
 # spelled out in VALUES made a new text for every row count, and with more than 50 parameters
 # psycopg parsed the text anew on every execution. SQLite gets VALUES (no such costs there).
-_PATTERNS_UPSERT_PG = """
-INSERT INTO patterns (kb_id, name, events, length, frequency, emotives, metadata, created_at,
-                      created_seq, updated_seq)
+_PATTERNS_UPSERT_PG = _PATTERNS_INTO + """
 SELECT :p_kb_id, t.name, CAST(t.events AS JSON), t.length, t.frequency, CAST('[]' AS JSON),
        CAST('{}' AS JSON), :p_now, t.created_seq, t.updated_seq
 FROM unnest(CAST(:names AS TEXT[]), CAST(:events AS TEXT[]), CAST(:lengths AS INTEGER[]),
             CAST(:frequencies AS BIGINT[]), CAST(:created AS BIGINT[]), CAST(:updated AS BIGINT[]))
-     AS t(name, events, length, frequency, created_seq, updated_seq)
-ON CONFLICT (kb_id, name) DO UPDATE SET frequency = patterns.frequency + excluded.frequency,
-                                        updated_seq = excluded.updated_seq
-RETURNING name, frequency, emotives, metadata, created_seq"""
+     AS t(name, events, length, frequency, created_seq, updated_seq)""" + _PATTERNS_ON_CONFLICT
 
-_SYMBOLS_UPSERT_PG = """
-INSERT INTO symbols (kb_id, symbol, frequency, pattern_member_frequency, updated_seq)
+_SYMBOLS_UPSERT_PG = _SYMBOLS_INTO + """
 SELECT :s_kb_id, t.symbol, t.frequency, t.member, :s_seq
 FROM unnest(CAST(:symbols AS TEXT[]), CAST(:frequencies AS BIGINT[]), CAST(:members AS BIGINT[]))
-     AS t(symbol, frequency, member)
-ON CONFLICT (kb_id, symbol) DO UPDATE SET
-    frequency = symbols.frequency + excluded.frequency,
-    pattern_member_frequency = symbols.pattern_member_frequency + excluded.pattern_member_frequency,
-    updated_seq = excluded.updated_seq
-RETURNING symbol, frequency, pattern_member_frequency"""
+     AS t(symbol, frequency, member)""" + _SYMBOLS_ON_CONFLICT
 
-_AFFINITY_UPSERT_PG = """
-INSERT INTO symbol_affinity (kb_id, symbol, emotive, total, updated_seq)
+_AFFINITY_UPSERT_PG = _AFFINITY_INTO + """
 SELECT :a_kb_id, t.symbol, t.emotive, t.total, :a_seq
 FROM unnest(CAST(:symbols AS TEXT[]), CAST(:emotives AS TEXT[]), CAST(:totals AS DOUBLE PRECISION[]))
-     AS t(symbol, emotive, total)
-ON CONFLICT (kb_id, symbol, emotive) DO UPDATE SET
-    total = symbol_affinity.total + excluded.total,
-    updated_seq = excluded.updated_seq
-RETURNING symbol, emotive, total"""
+     AS t(symbol, emotive, total)""" + _AFFINITY_ON_CONFLICT
 
 
 def _upsert_patterns(conn: Connection, kb_id: str, now: float, rows: list[tuple]) -> dict[str, tuple]:
