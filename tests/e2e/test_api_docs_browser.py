@@ -8,11 +8,10 @@ page's Content-Security-Policy refuses it, the logo hides itself, and nothing el
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS
+from tests.e2e.test_admin_browser import SHOTS
 from tests.support import Gunicorn
 
 pytestmark = pytest.mark.e2e
@@ -23,18 +22,6 @@ def server(database_url):
     srv = Gunicorn(database_url, workers=1, threads=2).wait_ready()
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make test` (it installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _open(browser, url: str):
