@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 from flask import Flask, g, request
 
@@ -94,33 +91,14 @@ def prepare_kernels(config: Config) -> str:
             # cache and exits: the compiler's memory (~120 MB) then never lives in the master
             # every worker is forked from. The master only loads the machine code.
             how = "compiled into"
+            from kato_web.services.kernels import compile_kernels
+
             compile_kernels()
         engine_index.warm_up()  # loads the cache (compiles here only if it could not be written)
         line = (f"compiled prediction path ready in {time.perf_counter() - started:.1f} s "
                 f"({how} numba's cache: {engine_index.kernel_cache_dir() or 'none'})")
     log.info(line)
     return line
-
-
-def compile_kernels(parts: int | None = None) -> None:
-    """Compile the prediction kernels into numba's on-disk cache, in child processes.
-
-    The compiler's memory (~120 MB) then never lives in the process that serves (or that
-    gunicorn forks the workers from). With two or more usable cores, two children compile
-    half the kernels each, at once (engine.index.compile_part): the first start's wait is
-    about halved. A child that fails leaves its kernels to the caller's warm_up.
-    """
-    if parts is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        parts = 2 if cores >= 2 else 1
-    code = ("from kato_web.engine.index import compile_part; "
-            f"compile_part({{part}}, {parts})" if parts == 2 else
-            "from kato_web.engine.index import warm_up; warm_up()")
-    root = str(Path(__file__).resolve().parent.parent)
-    children = [subprocess.Popen([sys.executable, "-c", code.format(part=part)], cwd=root)
-                for part in range(parts)]
-    for child in children:
-        child.wait()
 
 
 def preload_nodes(app: Flask) -> list[str]:

@@ -40,7 +40,7 @@ def check_kernels(wait: bool = False) -> tuple[bool, str]:
     if wait:
         started = time.perf_counter()
         if not engine_index.kernels_cached():
-            from kato_web import compile_kernels
+            from kato_web.services.kernels import compile_kernels
 
             compile_kernels()  # in two processes at once where two cores are free
         engine_index.warm_up()

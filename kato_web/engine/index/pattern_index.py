@@ -451,7 +451,7 @@ def kernels_cached() -> bool:
         return False
 
 
-# A first start compiles the kernels in two processes at once (kato_web.prepare_kernels), each
+# A first start compiles the kernels in two processes at once (kato_web/services/kernels.py), each
 # into numba's on-disk cache. The second part compiles these three kernels (and what they call),
 # the first part all the others: ~9 and ~11 s of the ~21 s of one process on this machine
 # (2026-12-04). The split only decides who compiles what; any kernel it misses is compiled by

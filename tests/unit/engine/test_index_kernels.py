@@ -95,10 +95,10 @@ def test_the_second_compile_part_names_kernels_that_exist():
 
 def test_the_parallel_first_compile_leaves_nothing_to_compile(tmp_path):
     # A fresh install: two processes compile half the kernels each, at once, into an empty
-    # cache (kato_web.compile_kernels, run by gunicorn's master); a worker starting after them
+    # cache (services/kernels.py, run by gunicorn's master); a worker starting after them
     # loads every kernel from the disk cache and compiles none.
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    subprocess.run([sys.executable, "-c", "import kato_web; kato_web.compile_kernels(2)"], cwd=ROOT,
+    subprocess.run([sys.executable, "-c", "from kato_web.services.kernels import compile_kernels; compile_kernels(2)"], cwd=ROOT,
                    timeout=600, check=True, env=env)
     done = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True,
                           timeout=600, check=True, env=env)
