@@ -71,7 +71,7 @@ def one_start(clone: Path, label: str) -> dict:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
-    kernels = next((line.split("] ", 1)[-1].strip() for line in log_path.read_text().splitlines()
+    kernels = next((line.rsplit("] ", 1)[-1].strip() for line in log_path.read_text().splitlines()
                     if "prediction path" in line), "?")
     return {"start": label, "health_s": round(listening, 1), "first_predictions_s": round(predicted, 1),
             "load_before": round(load_before, 2), "kernels": kernels}
@@ -89,7 +89,9 @@ def main(argv=None) -> int:
         revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True,
                                   text=True, check=True).stdout.strip()
         print(f"clone of {revision}; make venv (not timed) ...", flush=True)
-        subprocess.run(["make", "venv"], cwd=clone, check=True, stdout=subprocess.DEVNULL)
+        venv = subprocess.run(["make", "venv"], cwd=clone, capture_output=True, text=True)
+        if venv.returncode != 0:
+            raise SystemExit(f"make venv failed:\n{venv.stdout[-2000:]}{venv.stderr[-2000:]}")
         for run in range(args.runs):
             figures = one_start(clone, "first" if run == 0 else f"again-{run}")
             print(f"{figures['start']:8s} make run -> /health {figures['health_s']:5.1f} s, -> first predictions "
