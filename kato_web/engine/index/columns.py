@@ -382,7 +382,8 @@ class PatternColumns:
             texts = [orjson.dumps(x) for x in self._sym_names[done:n]]
             joined = b"".join(texts)
             used = int(self._sym_joff[done])
-            self._sym_json = _grow(self._sym_json, used + len(joined))
+            # 8 bytes of slack past the last text: the JSON writers copy 8 bytes at a time.
+            self._sym_json = _grow(self._sym_json, used + len(joined) + 8)
             self._sym_json[used: used + len(joined)] = np.frombuffer(joined, np.uint8)
             self._sym_joff = _grow(self._sym_joff, n + 1)
             self._sym_joff[done + 1: n + 1] = used + np.cumsum(

@@ -58,7 +58,7 @@ from . import options as _opt
 from .candidates import _count_bound, candidate_positions
 from .columns import PatternColumns
 from .ensemble import _domain, _ensemble, _entropies, _first_members, universe_ranks
-from .json_writers import _futures_json, predictions_json
+from .json_writers import _futures_json, float_texts, predictions_json
 from .matching import _match, _top_blocks, encode_state
 
 __all__ = ["PatternIndex", "warm_up"]
@@ -376,12 +376,10 @@ class PatternIndex(PatternColumns):
         group_order, reps = groups[by_agg], members[by_agg]
         if futures_json:
             sym_json, sym_off = self._symbol_json()
-            numbers = orjson.OPT_SERIALIZE_NUMPY  # float64s in the very text of Python floats
             future_potentials = _futures_json(
                 cp[reps], e2[reps], self._flat, self._pstart, self._ebstart, self._ebounds,
                 sym_json, sym_off, self._sym_json_max, gcount[group_order],
-                np.frombuffer(orjson.dumps(agg[group_order], option=numbers), np.uint8),
-                np.frombuffer(orjson.dumps(gw[group_order], option=numbers), np.uint8)).tobytes()
+                *float_texts(agg[group_order]), *float_texts(gw[group_order])).tobytes()
             self._phase("future_potentials", started, groups=ngroups)
             return predictions, future_potentials
         events, bounds = self._event_lists(cp[reps], e2[reps])
