@@ -17,7 +17,7 @@ import numpy as np
 
 from .compiled import ddot as _ddot, jit as _jit
 
-__all__ = ["universe_ranks"]
+__all__ = ["top_ranked", "universe_ranks"]
 
 _I64 = np.int64
 _U1 = np.uint64(1)
@@ -60,6 +60,104 @@ def _first_members(ranked, group_of, ngroups):
             members[k] = c
             k += 1
     return groups, members
+
+@_jit
+def _ranks_before(c, b, values, digest):
+    """Tell whether candidate c ranks before candidate b: higher value, or equal and a name
+    (digest words, big-endian) that sorts first. Names are unique, so this is a total order."""
+    if values[c] != values[b]:
+        return values[c] > values[b]
+    if digest[c, 0] != digest[b, 0]:
+        return digest[c, 0] < digest[b, 0]
+    if digest[c, 1] != digest[b, 1]:
+        return digest[c, 1] < digest[b, 1]
+    return digest[c, 2] < digest[b, 2]
+
+
+@_jit
+def _group_before(g, h, agg, lead, values, digest):
+    """Tell whether group g comes before group h: higher aggregate potential, or equal and
+    its first member in the ranking ranks first."""
+    if agg[g] != agg[h]:
+        return agg[g] > agg[h]
+    return _ranks_before(lead[g], lead[h], values, digest)
+
+
+@_jit
+def _group_order(values, digest, group_of, agg):
+    """Return (groups, their first member in the ranking), in future_potentials order.
+
+    The same as ``_first_members`` over the full ranking by (−value, name) followed by a stable
+    sort by −agg, without ranking every candidate: each group's first member is its best one,
+    and the groups are merge-sorted by (−agg, their first member's rank). No value may be NaN.
+    """
+    ng = agg.shape[0]
+    lead = np.full(ng, -1, _I64)
+    for c in range(values.shape[0]):
+        g = group_of[c]
+        if g >= 0 and (lead[g] < 0 or _ranks_before(c, lead[g], values, digest)):
+            lead[g] = c
+    a = np.arange(ng)
+    b = np.empty(ng, _I64)
+    run = 16  # insertion-sorted runs, then bottom-up merges
+    for lo in range(0, ng, run):
+        hi = min(lo + run, ng)
+        for u in range(lo + 1, hi):
+            x = a[u]
+            v = u - 1
+            while v >= lo and _group_before(x, a[v], agg, lead, values, digest):
+                a[v + 1] = a[v]
+                v -= 1
+            a[v + 1] = x
+    width = run
+    while width < ng:
+        for lo in range(0, ng, 2 * width):
+            mid = min(lo + width, ng)
+            hi = min(lo + 2 * width, ng)
+            i = lo
+            j = mid
+            k = lo
+            while i < mid and j < hi:
+                if _group_before(a[j], a[i], agg, lead, values, digest):
+                    b[k] = a[j]
+                    j += 1
+                else:
+                    b[k] = a[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                b[k] = a[i]
+                i += 1
+                k += 1
+            while j < hi:
+                b[k] = a[j]
+                j += 1
+                k += 1
+        tmp = a
+        a = b
+        b = tmp
+        width *= 2
+    return a, lead[a]
+
+
+def top_ranked(values: np.ndarray, digest: np.ndarray, count: int) -> np.ndarray:
+    """Return the first ``count`` candidates of the ranking by (−value, name), in that order.
+
+    Only the candidates at or above the count-th largest value are sorted (a partition finds
+    it): the ranking's first ``count`` are among them, in the same order. No value may be NaN.
+    """
+    nc = values.shape[0]
+    if count <= 0:
+        return np.zeros(0, _I64)
+    if count < nc:
+        cut = np.partition(values, nc - count)[nc - count]
+        chosen = np.flatnonzero(values >= cut)
+    else:
+        chosen = np.arange(nc)
+    d = digest[chosen]
+    order = np.lexsort((d[:, 2], d[:, 1], d[:, 0], -values[chosen]))
+    return chosen[order[:count]]
+
 
 @_jit
 def _sorted_event(flat, lo, hi, buf):
