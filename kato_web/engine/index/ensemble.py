@@ -21,8 +21,6 @@ __all__ = ["top_ranked", "universe_ranks"]
 
 _I64 = np.int64
 _U1 = np.uint64(1)
-_FNV = np.uint64(1099511628211)
-_FNV0 = np.uint64(14695981039346656037)
 
 
 @_jit
@@ -173,19 +171,6 @@ def _sorted_event(flat, lo, hi, buf):
     return size
 
 @_jit
-def _future_hash(p, e2, flat, pstart, ebstart, ebounds, buf):
-    a = pstart[p]
-    b0 = ebstart[p]
-    b1 = ebstart[p + 1]
-    h = _FNV0
-    for e in range(e2, b1 - b0 - 1):
-        size = _sorted_event(flat, a + ebounds[b0 + e], a + ebounds[b0 + e + 1], buf)
-        h = (h ^ np.uint64(size + 1)) * _FNV
-        for t in range(size):
-            h = (h ^ np.uint64(buf[t] + 7)) * _FNV
-    return h
-
-@_jit
 def _future_equal(p, e2, q, f2, flat, pstart, ebstart, ebounds, buf, buf2):
     """Tell whether two futures are equal as lists of sorted events (KATO's group key)."""
     mp = ebstart[p + 1] - ebstart[p] - 1
@@ -280,7 +265,7 @@ def _entropies(cp, e1, e2, flat, pstart, ebstart, ebounds, pmf, has_pmf, tup, n_
 
 
 @_jit
-def _ensemble(cp, sim, m_arr, r_arr, e1, e2, flat, pstart, ebstart, ebounds, freq, pmf,
+def _ensemble(cp, sim, m_arr, r_arr, e1, e2, flat, pstart, ebstart, ebounds, fhash, freq, pmf,
               has_pmf, tup, tpf, n, local_of, local_node, local_count, local_rank, dom,
               dom_rank, n_symbols, max_len, whole):
     """Compute the ensemble quantities and every per-candidate metric (engine.md §6).
@@ -347,7 +332,7 @@ def _ensemble(cp, sim, m_arr, r_arr, e1, e2, flat, pstart, ebstart, ebounds, fre
         m_events = ebstart[p + 1] - ebstart[p] - 1
         if e2[c] >= m_events:
             continue
-        h = _future_hash(p, e2[c], flat, pstart, ebstart, ebounds, buf)
+        h = np.uint64(fhash[ebstart[p] + e2[c]])  # columns._future_hashes
         slot = h & mask
         g = -1
         while True:

@@ -188,7 +188,7 @@ class PatternIndex(PatternColumns):
         (ev, conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw,
          gcount, agg, grep, total_f, evidence_sum, pi) = _ensemble(
             cp, sim, m_arr, r_arr, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds,
-            self._freq, self._pmf, self._has_pmf, int(stats.total_unique_patterns),
+            self._fhash, self._freq, self._pmf, self._has_pmf, int(stats.total_unique_patterns),
             int(stats.total_pattern_frequencies), n, local_of, local_node, counts, local_rank, dom,
             dom_rank, n_symbols, self._max_len, whole)
         options = None
