@@ -87,7 +87,8 @@ def _group_order(values, digest, group_of, agg):
 
     The same as ``_first_members`` over the full ranking by (−value, name) followed by a stable
     sort by −agg, without ranking every candidate: each group's first member is its best one,
-    and the groups are merge-sorted by (−agg, their first member's rank). No value may be NaN.
+    and the groups are merge-sorted (stable) by (−agg, their first member's rank). No value may
+    be NaN.
     """
     ng = agg.shape[0]
     lead = np.full(ng, -1, _I64)
@@ -97,40 +98,20 @@ def _group_order(values, digest, group_of, agg):
             lead[g] = c
     a = np.arange(ng)
     b = np.empty(ng, _I64)
-    run = 16  # insertion-sorted runs, then bottom-up merges
-    for lo in range(0, ng, run):
-        hi = min(lo + run, ng)
-        for u in range(lo + 1, hi):
-            x = a[u]
-            v = u - 1
-            while v >= lo and _group_before(x, a[v], agg, lead, values, digest):
-                a[v + 1] = a[v]
-                v -= 1
-            a[v + 1] = x
-    width = run
+    width = 1  # bottom-up merges (one comparison site keeps the compile short)
     while width < ng:
         for lo in range(0, ng, 2 * width):
             mid = min(lo + width, ng)
             hi = min(lo + 2 * width, ng)
             i = lo
             j = mid
-            k = lo
-            while i < mid and j < hi:
-                if _group_before(a[j], a[i], agg, lead, values, digest):
-                    b[k] = a[j]
-                    j += 1
-                else:
+            for k in range(lo, hi):
+                if j >= hi or (i < mid and not _group_before(a[j], a[i], agg, lead, values, digest)):
                     b[k] = a[i]
                     i += 1
-                k += 1
-            while i < mid:
-                b[k] = a[i]
-                i += 1
-                k += 1
-            while j < hi:
-                b[k] = a[j]
-                j += 1
-                k += 1
+                else:
+                    b[k] = a[j]
+                    j += 1
         tmp = a
         a = b
         b = tmp

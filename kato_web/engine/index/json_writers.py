@@ -73,14 +73,14 @@ def _copy(out, k, src, lo, hi):
 
 
 @_jit
-def _distinct_floats(values):
-    """Return (the distinct values in first appearance, each value's index among them).
+def _distinct_floats(bits):
+    """Return (where each distinct value first appears, each value's index among the distinct).
 
-    Distinct by bits: a value and its text are one to one, so each distinct text is written
-    once by orjson (aggregates and weighted frequencies repeat a lot: ~150 texts for 6,000).
+    Distinct by bits (``bits``: the float64 values viewed as uint64): a value and its text are
+    one to one, so each distinct text is written once by orjson (aggregates and weighted
+    frequencies repeat a lot: ~150 texts for 6,000 entries).
     """
-    n = values.shape[0]
-    bits = values.view(np.uint64)
+    n = bits.shape[0]
     size = 16
     while size < 2 * n:
         size *= 2
@@ -91,50 +91,32 @@ def _distinct_floats(values):
     nd = 0
     for u in range(n):
         b = bits[u]
-        slot = ((b ^ (b >> np.uint64(29))) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20)
-        slot &= mask
-        while True:
-            d = table[slot]
-            if d < 0:
-                table[slot] = nd
-                first[nd] = u
-                index[u] = nd
-                nd += 1
-                break
-            if bits[first[d]] == b:
-                index[u] = d
-                break
+        slot = (((b ^ (b >> np.uint64(29))) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20)) & mask
+        while table[slot] >= 0 and bits[first[table[slot]]] != b:
             slot = (slot + np.uint64(1)) & mask
-    return values[first[:nd]], index
-
-
-@_jit
-def _number_starts(text):
-    """Return where each number of an orjson float array ``text`` starts, and len(text) + 1
-    after the last (number u is text[starts[u]:starts[u + 1] - 1])."""
-    count = 1
-    for t in range(text.shape[0]):
-        if text[t] == 44:
-            count += 1
-    starts = np.empty(count + 1, _I64)
-    starts[0] = 1
-    u = 1
-    for t in range(text.shape[0]):
-        if text[t] == 44:
-            starts[u] = t + 1
-            u += 1
-    starts[count] = text.shape[0]
-    return starts
+        d = table[slot]
+        if d < 0:
+            d = nd
+            table[slot] = d
+            first[d] = u
+            nd += 1
+        index[u] = d
+    return first[:nd], index
 
 
 def float_texts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (orjson's text of the distinct values, padded, where each starts, each value's
     index among them): value u is text[s[i]:s[i + 1] - 1] with i = index[u]."""
-    distinct, index = _distinct_floats(np.ascontiguousarray(values, np.float64))
-    raw = orjson.dumps(distinct, option=orjson.OPT_SERIALIZE_NUMPY)
+    values = np.ascontiguousarray(values, np.float64)
+    first, index = _distinct_floats(values.view(np.uint64))
+    raw = orjson.dumps(values[first], option=orjson.OPT_SERIALIZE_NUMPY)
     text = np.zeros(len(raw) + _WORD, np.uint8)
     text[: len(raw)] = np.frombuffer(raw, np.uint8)
-    return text, _number_starts(text[: len(raw)]), index
+    starts = np.empty(first.shape[0] + 1, _I64)  # after the '[' and after each ','
+    starts[0] = 1
+    starts[1:-1] = np.flatnonzero(text[: len(raw)] == 44) + 1
+    starts[-1] = len(raw)
+    return text, starts, index
 
 
 @_jit
