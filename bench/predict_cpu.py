@@ -13,6 +13,11 @@ vocabulary (seeded). Reported, as medians over ``--runs`` runs of the per-call m
 
     python -m bench.predict_cpu                    # builds /tmp/kato_predict_cpu.db once
     python -m bench.predict_cpu --runs 5 --calls 60 --db /tmp/kato_predict_cpu.db
+    python -m bench.predict_cpu --ab e9e7b51       # also: that revision's engine, paired
+
+With ``--ab REV``, REV's ``kato_web/engine`` (exported as bench/engine_ab.py does) predicts on
+an index of the same patterns in this process, each STM on both engines in alternating order
+(both see the same noise), and the answers are compared byte for byte.
 
 Also writes, with ``--digest``, the SHA-256 of every answer body (decompressed), so two trees
 can be checked for byte-identical answers.
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=40, help="predictions calls per run")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--digest", help="write each answer's SHA-256 to this file")
+    parser.add_argument("--ab", metavar="REV", help="also time REV's engine, paired with this one")
     args = parser.parse_args(argv)
 
     url = ensure_node(args.db, args.n, args.seed)
@@ -143,7 +149,44 @@ def main(argv: list[str] | None = None) -> int:
           f"(level {config.gzip_level})")
     print("engine phases (ms, median of runs): " + ", ".join(
         f"{k} {statistics.median(r[k] for r in phase_runs):.2f}" for k in phase_runs[0]))
+    if args.ab:
+        paired(args.ab, index, stats, engine_stms, args.runs)
     return 0
+
+
+def paired(rev: str, index, stats, stms, runs: int) -> None:
+    """Time REV's engine and this one on the same patterns, alternating; print both medians."""
+    import tempfile
+
+    from bench.engine_ab import _engine, export_engine
+    from kato_web.engine.predictor import PredictConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sys.path.insert(0, tmp)
+        module, _record, stats_cls, config_cls = _engine(export_engine(rev, Path(tmp)))
+        base_stats = stats_cls(dict(index.pmf()), stats.n_symbols, stats.total_unique_patterns,
+                               stats.total_pattern_frequencies)
+        base = module.PatternIndex.from_records(list(index.records()), base_stats)
+        module.warm_up()
+        sides = {"base": (base, base_stats, config_cls(recall_threshold=0.1)),
+                 "this": (index, stats, PredictConfig(recall_threshold=0.1))}
+        times = {"base": [], "this": []}
+        same = True
+        cpu = time.process_time
+        for r in range(runs):
+            for k, stm in enumerate(stms):
+                answers = {}
+                for label in (("base", "this") if (k + r) % 2 == 0 else ("this", "base")):
+                    ix, st, cfg = sides[label]
+                    t0 = cpu()
+                    predictions, futures = ix.predict(stm, st, cfg, futures_json=True,
+                                                      predictions_json=True)
+                    times[label].append(1000 * (cpu() - t0))
+                    answers[label] = (predictions.text, futures)
+                same = same and answers["base"] == answers["this"]
+    b, t = statistics.median(times["base"]), statistics.median(times["this"])
+    print(f"paired engine CPU ms/call: {rev} {b:.2f}, this tree {t:.2f} (ratio {t / b:.2f}), "
+          f"same bytes: {same}")
 
 
 def _kb_id(kato) -> str:
