@@ -243,6 +243,25 @@ def _placeholder(dialect: str, name: str) -> str:
     return f"%({name})s" if dialect == "postgresql" else f":{name}"
 
 
+def _driver_execute(conn: Connection, sql: str, params: dict, fetch: bool = False):
+    """Run `sql` on the connection's driver connection, in its transaction; return the first row
+    when `fetch`.
+
+    A driver error goes through SQLAlchemy's own handling, as for any statement: it is raised
+    wrapped (sqlalchemy.exc.OperationalError for a database that went away, answered 503), and
+    a disconnect invalidates the connection and the pool.
+    """
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchone() if fetch else None
+    except BaseException as err:
+        conn._handle_dbapi_exception(err, sql, params, cursor, None)
+        raise  # not reached: the handler raises
+    finally:
+        cursor.close()
+
+
 def _json_value(value):
     """A JSON column's value as the driver hands it: text on SQLite, decoded on PostgreSQL."""
     return jsoncodec.loads(value) if isinstance(value, (str, bytes)) else value
@@ -257,12 +276,7 @@ def lock_session_for_write(conn: Connection, session_id: str, now: float) -> tup
     dialect = conn.dialect.name
     if dialect not in _LOCK_FOR_WRITE:
         return touch_session(conn, session_id, now, slide=False, lock=True, with_settings=True)
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(_LOCK_FOR_WRITE[dialect], {"sid": session_id, "now": now})
-        found = cursor.fetchone()
-    finally:
-        cursor.close()
+    found = _driver_execute(conn, _LOCK_FOR_WRITE[dialect], {"sid": session_id, "now": now}, fetch=True)
     if found is None:
         return None, {}
     row = dict(zip(_LOCKED_COLUMNS, found))
@@ -302,11 +316,7 @@ def update_session_written(conn: Connection, session_id: str, slide_at: float | 
     params["sid"] = session_id
     if slide:
         params["slide_at"] = slide_at
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(sql, params)
-    finally:
-        cursor.close()
+    _driver_execute(conn, sql, params)
 
 
 def get_session(conn: Connection, session_id: str) -> dict | None:

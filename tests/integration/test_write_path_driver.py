@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+from sqlalchemy import exc as sa_exc
+
 from kato_web.engine.types import JSONList
 from kato_web.store import repositories as repo
 
@@ -92,3 +95,46 @@ def test_concurrent_observes_on_one_session_keep_every_event_in_order(app, kato,
         assert mine == [f"t{t}-{i:02d}" for i in range(per_thread)]
     state = _rows(kato, sid)["state"]
     assert state["time"] == threads * per_thread and _rows(kato, sid)["access_count"] >= threads * per_thread
+
+
+def test_driver_errors_are_raised_as_sqlalchemys(kato, new_session, monkeypatch):
+    """A driver error is wrapped as for any statement (a database that went away answers 503)."""
+    sid = new_session()
+    dialect = kato.db.engine.dialect.name
+    monkeypatch.setitem(repo._LOCK_FOR_WRITE, dialect, "SELECT * FROM no_such_table WHERE 1 = 0")
+    with pytest.raises(sa_exc.DBAPIError) as raised:
+        with kato.db.transaction() as conn:
+            repo.lock_session_for_write(conn, sid, 1.0)
+    assert isinstance(raised.value.orig, kato.db.engine.dialect.loaded_dbapi.Error)
+    with kato.db.transaction() as conn:  # the pool hands out a working connection afterwards
+        assert repo.get_session(conn, sid)["session_id"] == sid
+
+
+def test_a_lost_connection_on_the_driver_path_is_a_disconnect_for_sqlalchemy(client, kato, new_session):
+    """PostgreSQL restarted under the pool: the driver's error comes out as SQLAlchemy's
+    OperationalError (answered 503, nothing stored), the connection is invalidated, and the
+    next observe is served."""
+    if kato.db.sqlite:
+        pytest.skip("PostgreSQL connections only")
+    from sqlalchemy import create_engine, text
+
+    sid = new_session()
+    assert client.post(f"/sessions/{sid}/observe", json={"strings": ["a"]}).status_code == 200
+    killer = create_engine(kato.db.engine.url)
+    try:
+        with pytest.raises(sa_exc.OperationalError) as raised:
+            with kato.db.transaction() as conn:
+                pid = conn.connection.dbapi_connection.info.backend_pid
+                with killer.connect() as other:
+                    other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                try:
+                    repo.lock_session_for_write(conn, sid, 1.0)
+                except BaseException as err:  # as the statement raised it (not the rollback's)
+                    caught = err
+                    raise
+    finally:
+        killer.dispose()
+    assert isinstance(caught, sa_exc.OperationalError) and caught.connection_invalidated
+    assert isinstance(raised.value, sa_exc.OperationalError)
+    assert client.post(f"/sessions/{sid}/observe", json={"strings": ["c"]}).status_code == 200
+    assert client.get(f"/sessions/{sid}/stm").get_json()["stm"] == [["a"], ["c"]]
