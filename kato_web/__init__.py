@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 from flask import Flask, g, request
 
@@ -94,8 +91,9 @@ def prepare_kernels(config: Config) -> str:
             # cache and exits: the compiler's memory (~120 MB) then never lives in the master
             # every worker is forked from. The master only loads the machine code.
             how = "compiled into"
-            subprocess.run([sys.executable, "-c", "from kato_web.engine.index import warm_up; warm_up()"],
-                           cwd=str(Path(__file__).resolve().parent.parent), check=False)
+            from kato_web.services.kernels import compile_kernels
+
+            compile_kernels()
         engine_index.warm_up()  # loads the cache (compiles here only if it could not be written)
         line = (f"compiled prediction path ready in {time.perf_counter() - started:.1f} s "
                 f"({how} numba's cache: {engine_index.kernel_cache_dir() or 'none'})")

@@ -39,6 +39,10 @@ def check_kernels(wait: bool = False) -> tuple[bool, str]:
         return True, f"pure Python path serves ({reason})"
     if wait:
         started = time.perf_counter()
+        if not engine_index.kernels_cached():
+            from kato_web.services.kernels import compile_kernels
+
+            compile_kernels()  # in two processes at once where two cores are free
         engine_index.warm_up()
         return True, f"compiled path ready in {time.perf_counter() - started:.1f} s"
     if engine_index.kernels_ready():

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from . import compiled
 from .compiled import COMPILED, use_compiled
-from .pattern_index import PatternIndex, kernel_cache_dir, kernels_cached, kernels_ready, warm_up
+from .pattern_index import PatternIndex, compile_part, kernel_cache_dir, kernels_cached, kernels_ready, warm_up
 
-__all__ = ["COMPILED", "FAST", "PatternIndex", "kernel_cache_dir", "kernels_cached", "kernels_ready",
+__all__ = ["COMPILED", "FAST", "PatternIndex", "compile_part", "kernel_cache_dir", "kernels_cached", "kernels_ready",
            "use_compiled", "warm_up"]
 
 

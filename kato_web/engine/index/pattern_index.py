@@ -422,27 +422,92 @@ def kernel_cache_dir() -> str | None:
         return None
 
 
-def kernels_cached() -> bool:
-    """Whether numba's on-disk cache holds every kernel for the current source (so warm_up only
-    loads machine code). False when unsure."""
+def _kernels() -> list[tuple[str, object]]:
+    """(name, dispatcher) of every numba kernel defined in this package, in module order."""
     import importlib
     import pkgutil
 
     from numba.core.registry import CPUDispatcher
 
     package = __name__.rpartition(".")[0]
+    found = []
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        module = importlib.import_module(f"{package}.{info.name}")
+        found.extend((name, value) for name, value in vars(module).items()
+                     if isinstance(value, CPUDispatcher) and value.__module__ == module.__name__)
+    return found
+
+
+def kernels_cached() -> bool:
+    """Whether numba's on-disk cache holds every kernel for the current source (so warm_up only
+    loads machine code). False when unsure."""
     try:
-        found = 0
-        for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
-            module = importlib.import_module(f"{package}.{info.name}")
-            for value in vars(module).values():
-                if isinstance(value, CPUDispatcher) and value.__module__ == module.__name__:
-                    found += 1
-                    if not value._cache._cache_file._load_index():  # numba's index: {} if stale
-                        return False
-        return found > 0
+        kernels = _kernels()
+        for _name, kernel in kernels:
+            if not kernel._cache._cache_file._load_index():  # numba's index: {} if stale
+                return False
+        return bool(kernels)
     except Exception:  # numba's cache internals moved: assume nothing is cached
         return False
+
+
+# A first start compiles the kernels in two processes at once (kato_web/services/kernels.py), each
+# into numba's on-disk cache. The second part compiles these three kernels (and what they call),
+# the first part all the others: ~9 and ~11 s of the ~21 s of one process on this machine
+# (2026-12-04). The split only decides who compiles what; any kernel it misses is compiled by
+# the serving process from the cache's gaps, as before, so a stale split costs time, never
+# correctness (tests/unit/test_kernel_cache.py checks that the two parts leave no gap).
+_SECOND_PART = frozenset({"_ensemble", "_predictions_json", "_futures_json"})
+# How long a part waits for the other to cache a kernel it cannot run as plain Python.
+_BORROW_WAIT_S = 90.0
+
+
+def compile_part(part: int, parts: int = 2) -> None:
+    """Compile this process's share of the kernels into numba's cache (part 0 or 1 of 2).
+
+    Both parts run the same warm-up. A kernel of the other part is not compiled here: it is
+    loaded from the cache if the other part has already written it, otherwise its Python
+    source runs instead (the warm-up's answers are thrown away; only the argument types reach
+    the kernels compiled here, and they are the same). A kernel whose source cannot run as
+    Python (it calls BLAS through an address) waits for the other part to cache it.
+    """
+    import warnings
+
+    if not compiled.FAST:
+        return
+    if parts == 2:
+        for name, kernel in _kernels():
+            if (name in _SECOND_PART) != (part == 1):
+                kernel._compile_for_args = _borrowed(kernel)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # the Python sources overflow where the kernels wrap
+        warm_up()
+
+
+def _borrowed(kernel):
+    """A `_compile_for_args` for a kernel the other part compiles (see compile_part)."""
+    import time
+
+    def cached(signature) -> bool:
+        return kernel._cache.load_overload(signature, kernel.targetctx) is not None
+
+    def run_python_or_wait(*args):
+        try:
+            return kernel.py_func(*args)
+        except Exception:
+            signature = tuple(kernel.typeof_pyval(arg) for arg in args)
+            deadline = time.monotonic() + _BORROW_WAIT_S
+            while not cached(signature) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return kernel.compile(signature)(*args)  # loads it (or compiles it after all)
+
+    def compile_for_args(*args):
+        signature = tuple(kernel.typeof_pyval(arg) for arg in args)
+        if cached(signature):
+            return kernel.compile(signature)  # loads the other part's machine code
+        return run_python_or_wait
+
+    return compile_for_args
 
 
 def warm_up() -> bool:
