@@ -9,7 +9,8 @@ order), update the frequency and emotives of an existing one, set a symbol's pmf
 ``PatternRecord`` objects. ``PatternIndex`` (pattern_index.py) predicts over it.
 
 Memory: per pattern about 4 bytes per symbol (flat ids) + 6 bytes per distinct symbol (postings)
-+ 4 bytes per event boundary + 48 bytes of fixed columns (offsets, frequency, created_seq,
++ 8 bytes per event boundary (its offset, and the hash of the future from there) + 48 bytes of
+fixed columns (offsets, frequency, created_seq,
 digest), and per distinct symbol its JSON text + 8 bytes once futures were written as JSON; see
 docs/benchmarks-scale.md for measured figures.
 """
@@ -66,6 +67,45 @@ def _gather_events(ps, starts, flat, pstart, ebstart, ebounds):
             ebnd[e] = k
         pbnd[u + 1] = e
     return ids, ebnd, pbnd
+
+
+_FNV = np.uint64(1099511628211)
+_FNV0 = np.uint64(14695981039346656037)
+
+
+@_jit
+def _future_hashes(flat, pstart, ebstart, ebounds, lo, hi, out):
+    """Write, for each pattern p in lo..hi - 1 and each of its events e, a hash of its future
+    events[e:] (each event as a multiset: its ids sorted) at out[ebstart[p] + e], and 0 at
+    e = m (no future). ``_ensemble`` groups futures by these (engine.md §6.15), checking
+    equality whenever two hashes meet, so the hash only has to be the same for equal futures.
+    """
+    longest = 1
+    for p in range(lo, hi):
+        longest = max(longest, pstart[p + 1] - pstart[p])
+    buf = np.empty(longest, _I64)
+    for p in range(lo, hi):
+        a = pstart[p]
+        b0 = ebstart[p]
+        m = ebstart[p + 1] - b0 - 1
+        out[b0 + m] = 0
+        h = _FNV0
+        for e in range(m - 1, -1, -1):
+            start = a + ebounds[b0 + e]
+            size = a + ebounds[b0 + e + 1] - start
+            for t in range(size):  # insertion sort: events hold a few symbols
+                v = np.int64(flat[start + t])
+                u = t - 1
+                while u >= 0 and buf[u] > v:
+                    buf[u + 1] = buf[u]
+                    u -= 1
+                buf[u + 1] = v
+            g = (_FNV0 ^ np.uint64(size + 1)) * _FNV
+            for t in range(size):
+                g = (g ^ np.uint64(buf[t] + 7)) * _FNV
+            h = (h ^ g) * _FNV
+            h = h ^ (h >> np.uint64(29))
+            out[b0 + e] = np.uint32(h & np.uint64(0xFFFFFFFF))
 
 
 def _grow(array: np.ndarray, need: int) -> np.ndarray:
@@ -129,6 +169,9 @@ class PatternColumns:
         self._flat_len = 0
         self._pstart = np.zeros(17, _I64)
         self._ebounds = np.zeros(64, _I32)
+        # Parallel to _ebounds: the hash of each pattern's future from each event on
+        # (_future_hashes), so a prediction groups futures without hashing them (4 B per event).
+        self._fhash = np.zeros(64, np.uint32)
         self._eb_len = 0
         self._ebstart = np.zeros(17, _I64)
         self._freq = np.zeros(16, _I64)
@@ -218,9 +261,13 @@ class PatternColumns:
             bounds.append(bounds[-1] + len(e))
         self._ebounds = _grow(self._ebounds, self._eb_len + len(bounds))
         self._ebounds[self._eb_len: self._eb_len + len(bounds)] = bounds
+        self._fhash = _grow(self._fhash, self._eb_len + len(bounds))
         self._eb_len += len(bounds)
         self._pstart[i + 1] = self._flat_len
         self._ebstart[i + 1] = self._eb_len
+        if compiled.COMPILED:
+            _future_hashes(self._flat, self._pstart, self._ebstart, self._ebounds, i, i + 1,
+                           self._fhash)
         self._freq[i] = int(frequency)
         self._seq[i] = seq
         self._distinct[i] = len(set(ids))
@@ -295,11 +342,14 @@ class PatternColumns:
         self._flat_len = flat_len + flat.shape[0]
         self._ebounds = _grow(self._ebounds, eb_len + bounds.shape[0])
         self._ebounds[eb_len: eb_len + bounds.shape[0]] = bounds
+        self._fhash = _grow(self._fhash, eb_len + bounds.shape[0])
         self._eb_len = eb_len + bounds.shape[0]
         self._pstart[i + 1: j + 1] = flat_len + np.cumsum(lengths)
         self._ebstart[i + 1: j + 1] = eb_len + np.cumsum(ev_per + 1)
         self._freq[i:j] = np.asarray(frequencies, dtype=_I64)
         self._seq[i:j] = seq_arr
+        if compiled.COMPILED:
+            _future_hashes(self._flat, self._pstart, self._ebstart, self._ebounds, i, j, self._fhash)
         if compiled.FAST:
             self._distinct[i:j] = _distinct_counts(self._flat, self._pstart, i, j, len(self._sym_names))
         else:  # pragma: no cover
@@ -382,7 +432,8 @@ class PatternColumns:
             texts = [orjson.dumps(x) for x in self._sym_names[done:n]]
             joined = b"".join(texts)
             used = int(self._sym_joff[done])
-            self._sym_json = _grow(self._sym_json, used + len(joined))
+            # 8 bytes of slack past the last text: the JSON writers copy 8 bytes at a time.
+            self._sym_json = _grow(self._sym_json, used + len(joined) + 8)
             self._sym_json[used: used + len(joined)] = np.frombuffer(joined, np.uint8)
             self._sym_joff = _grow(self._sym_joff, n + 1)
             self._sym_joff[done + 1: n + 1] = used + np.cumsum(
@@ -446,7 +497,8 @@ class PatternColumns:
 
     def nbytes(self) -> int:
         """Return the bytes held by the numpy arrays (capacity included)."""
-        arrays = (self._pmf, self._has_pmf, self._flat, self._pstart, self._ebounds, self._ebstart,
+        arrays = (self._pmf, self._has_pmf, self._flat, self._pstart, self._ebounds, self._fhash,
+                  self._ebstart,
                   self._freq, self._seq, self._distinct, self._digest, self._indptr,
                   self._positions, self._counts, self._srank, self._sym_json, self._sym_joff)
         return int(sum(a.nbytes for a in arrays))

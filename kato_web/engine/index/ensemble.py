@@ -17,12 +17,10 @@ import numpy as np
 
 from .compiled import ddot as _ddot, jit as _jit
 
-__all__ = ["universe_ranks"]
+__all__ = ["top_ranked", "universe_ranks"]
 
 _I64 = np.int64
 _U1 = np.uint64(1)
-_FNV = np.uint64(1099511628211)
-_FNV0 = np.uint64(14695981039346656037)
 
 
 @_jit
@@ -62,6 +60,85 @@ def _first_members(ranked, group_of, ngroups):
     return groups, members
 
 @_jit
+def _ranks_before(c, b, values, digest):
+    """Tell whether candidate c ranks before candidate b: higher value, or equal and a name
+    (digest words, big-endian) that sorts first. Names are unique, so this is a total order."""
+    if values[c] != values[b]:
+        return values[c] > values[b]
+    if digest[c, 0] != digest[b, 0]:
+        return digest[c, 0] < digest[b, 0]
+    if digest[c, 1] != digest[b, 1]:
+        return digest[c, 1] < digest[b, 1]
+    return digest[c, 2] < digest[b, 2]
+
+
+@_jit
+def _group_before(g, h, agg, lead, values, digest):
+    """Tell whether group g comes before group h: higher aggregate potential, or equal and
+    its first member in the ranking ranks first."""
+    if agg[g] != agg[h]:
+        return agg[g] > agg[h]
+    return _ranks_before(lead[g], lead[h], values, digest)
+
+
+@_jit
+def _group_order(values, digest, group_of, agg):
+    """Return (groups, their first member in the ranking), in future_potentials order.
+
+    The same as ``_first_members`` over the full ranking by (−value, name) followed by a stable
+    sort by −agg, without ranking every candidate: each group's first member is its best one,
+    and the groups are merge-sorted (stable) by (−agg, their first member's rank). No value may
+    be NaN.
+    """
+    ng = agg.shape[0]
+    lead = np.full(ng, -1, _I64)
+    for c in range(values.shape[0]):
+        g = group_of[c]
+        if g >= 0 and (lead[g] < 0 or _ranks_before(c, lead[g], values, digest)):
+            lead[g] = c
+    a = np.arange(ng)
+    b = np.empty(ng, _I64)
+    width = 1  # bottom-up merges (one comparison site keeps the compile short)
+    while width < ng:
+        for lo in range(0, ng, 2 * width):
+            mid = min(lo + width, ng)
+            hi = min(lo + 2 * width, ng)
+            i = lo
+            j = mid
+            for k in range(lo, hi):
+                if j >= hi or (i < mid and not _group_before(a[j], a[i], agg, lead, values, digest)):
+                    b[k] = a[i]
+                    i += 1
+                else:
+                    b[k] = a[j]
+                    j += 1
+        tmp = a
+        a = b
+        b = tmp
+        width *= 2
+    return a, lead[a]
+
+
+def top_ranked(values: np.ndarray, digest: np.ndarray, count: int) -> np.ndarray:
+    """Return the first ``count`` candidates of the ranking by (−value, name), in that order.
+
+    Only the candidates at or above the count-th largest value are sorted (a partition finds
+    it): the ranking's first ``count`` are among them, in the same order. No value may be NaN.
+    """
+    nc = values.shape[0]
+    if count <= 0:
+        return np.zeros(0, _I64)
+    if count < nc:
+        cut = np.partition(values, nc - count)[nc - count]
+        chosen = np.flatnonzero(values >= cut)
+    else:
+        chosen = np.arange(nc)
+    d = digest[chosen]
+    order = np.lexsort((d[:, 2], d[:, 1], d[:, 0], -values[chosen]))
+    return chosen[order[:count]]
+
+
+@_jit
 def _sorted_event(flat, lo, hi, buf):
     """Copy flat[lo:hi] into buf sorted ascending (an event as a multiset); return its size."""
     size = hi - lo
@@ -73,19 +150,6 @@ def _sorted_event(flat, lo, hi, buf):
             u -= 1
         buf[u + 1] = v
     return size
-
-@_jit
-def _future_hash(p, e2, flat, pstart, ebstart, ebounds, buf):
-    a = pstart[p]
-    b0 = ebstart[p]
-    b1 = ebstart[p + 1]
-    h = _FNV0
-    for e in range(e2, b1 - b0 - 1):
-        size = _sorted_event(flat, a + ebounds[b0 + e], a + ebounds[b0 + e + 1], buf)
-        h = (h ^ np.uint64(size + 1)) * _FNV
-        for t in range(size):
-            h = (h ^ np.uint64(buf[t] + 7)) * _FNV
-    return h
 
 @_jit
 def _future_equal(p, e2, q, f2, flat, pstart, ebstart, ebounds, buf, buf2):
@@ -182,7 +246,7 @@ def _entropies(cp, e1, e2, flat, pstart, ebstart, ebounds, pmf, has_pmf, tup, n_
 
 
 @_jit
-def _ensemble(cp, sim, m_arr, r_arr, e1, e2, flat, pstart, ebstart, ebounds, freq, pmf,
+def _ensemble(cp, sim, m_arr, r_arr, e1, e2, flat, pstart, ebstart, ebounds, fhash, freq, pmf,
               has_pmf, tup, tpf, n, local_of, local_node, local_count, local_rank, dom,
               dom_rank, n_symbols, max_len, whole):
     """Compute the ensemble quantities and every per-candidate metric (engine.md §6).
@@ -249,7 +313,7 @@ def _ensemble(cp, sim, m_arr, r_arr, e1, e2, flat, pstart, ebstart, ebounds, fre
         m_events = ebstart[p + 1] - ebstart[p] - 1
         if e2[c] >= m_events:
             continue
-        h = _future_hash(p, e2[c], flat, pstart, ebstart, ebounds, buf)
+        h = np.uint64(fhash[ebstart[p] + e2[c]])  # columns._future_hashes
         slot = h & mask
         g = -1
         while True:

@@ -15,10 +15,11 @@ import orjson
 
 from .. import metrics as mx
 from ..types import JSONList
+from . import compiled
 from .compiled import jit as _jit
 from .matching import _top_blocks
 
-__all__ = ["predictions_json"]
+__all__ = ["float_texts", "predictions_json"]
 
 _I64 = np.int64
 
@@ -26,11 +27,97 @@ _I64 = np.int64
 def _text(raw: bytes) -> np.ndarray:
     return np.array(list(raw), np.uint8)
 
-# The constant parts of a future_potentials entry, as orjson writes them (compact).
-_J_FUTURE = _text(b'{"future":')
-_J_AGG = _text(b',"aggregate_potential":')
-_J_SUP = _text(b',"supporting_patterns":')
-_J_TWF = _text(b',"total_weighted_frequency":')
+# The constant parts of a future_potentials entry, as orjson writes them (compact), one text
+# with _WORD bytes of padding (see _copy): '{"future":' is _J[0:10], and so on.
+_J_PARTS = (b'{"future":', b',"aggregate_potential":', b',"supporting_patterns":',
+            b',"total_weighted_frequency":')
+_J = _text(b"".join(_J_PARTS) + bytes(8))
+_J0, _J1, _J2, _J3, _J4 = np.cumsum([0] + [len(x) for x in _J_PARTS]).tolist()
+_WORD = 8  # bytes moved at a time by _copy: sources and outputs keep this much slack
+
+if compiled.COMPILED:
+    from llvmlite import ir as _ir
+    from numba import types as _nt
+    from numba.extending import intrinsic as _intrinsic
+
+    @_intrinsic
+    def _move_word(typingctx, dst, at, src, frm):
+        """Copy the 8 bytes src[frm:frm + 8] to dst[at:at + 8], unaligned (no bounds check)."""
+        def codegen(context, builder, signature, args):
+            dst_v, at_v, src_v, frm_v = args
+            word = _ir.IntType(64).as_pointer()
+            d = context.make_array(signature.args[0])(context, builder, dst_v)
+            s = context.make_array(signature.args[2])(context, builder, src_v)
+            value = builder.load(builder.bitcast(builder.gep(s.data, [frm_v]), word), align=1)
+            builder.store(value, builder.bitcast(builder.gep(d.data, [at_v]), word), align=1)
+            return context.get_dummy_value()
+        return _nt.void(dst, at, src, frm), codegen
+else:  # pragma: no cover - the kernels stay plain Python functions that nothing calls
+    def _move_word(dst, at, src, frm):
+        dst[at: at + 8] = src[frm: frm + 8]
+
+
+@_jit
+def _copy(out, k, src, lo, hi):
+    """Copy src[lo:hi] into out at k, 8 bytes at a time; return the position after it.
+
+    Reads up to 7 bytes past ``hi`` and writes up to 7 past the copy: ``src`` must extend that
+    far (its texts are padded) and ``out`` must have that slack; the extra bytes written are
+    overwritten by what follows, or cut off at the end.
+    """
+    t = lo
+    while t < hi:
+        _move_word(out, k + (t - lo), src, t)
+        t += 8
+    return k + (hi - lo)
+
+
+@_jit
+def _distinct_floats(bits):
+    """Return (where each distinct value first appears, each value's index among the distinct).
+
+    Distinct by bits (``bits``: the float64 values viewed as uint64): a value and its text are
+    one to one, so each distinct text is written once by orjson (aggregates and weighted
+    frequencies repeat a lot: ~150 texts for 6,000 entries).
+    """
+    n = bits.shape[0]
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    table = np.full(size, -1, _I64)
+    mask = np.uint64(size - 1)
+    first = np.empty(n, _I64)
+    index = np.empty(n, _I64)
+    nd = 0
+    for u in range(n):
+        b = bits[u]
+        slot = (((b ^ (b >> np.uint64(29))) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(20)) & mask
+        while table[slot] >= 0 and bits[first[table[slot]]] != b:
+            slot = (slot + np.uint64(1)) & mask
+        d = table[slot]
+        if d < 0:
+            d = nd
+            table[slot] = d
+            first[d] = u
+            nd += 1
+        index[u] = d
+    return first[:nd], index
+
+
+def float_texts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (orjson's text of the distinct values, padded, where each starts, each value's
+    index among them): value u is text[s[i]:s[i + 1] - 1] with i = index[u]."""
+    values = np.ascontiguousarray(values, np.float64)
+    first, index = _distinct_floats(values.view(np.uint64))
+    raw = orjson.dumps(values[first], option=orjson.OPT_SERIALIZE_NUMPY)
+    text = np.zeros(len(raw) + _WORD, np.uint8)
+    text[: len(raw)] = np.frombuffer(raw, np.uint8)
+    starts = np.empty(first.shape[0] + 1, _I64)  # after the '[' and after each ','
+    starts[0] = 1
+    starts[1:-1] = np.flatnonzero(text[: len(raw)] == 44) + 1
+    starts[-1] = len(raw)
+    return text, starts, index
+
 
 @_jit
 def _put(out, k, src, lo, hi):
@@ -103,6 +190,32 @@ def _put_events(out, k, p, lo_ev, hi_ev, flat, pstart, ebstart, ebounds, sym_jso
     out[k] = 93
     return k + 1
 
+@_jit
+def _copy_events(out, k, p, lo_ev, hi_ev, flat, pstart, ebstart, ebounds, sym_json, sym_off):
+    """``_put_events`` with ``_copy``: ``sym_json`` padded, ``out`` with slack."""
+    a = pstart[p]
+    b0 = ebstart[p]
+    out[k] = 91
+    k += 1
+    for ev in range(lo_ev, hi_ev):
+        if ev > lo_ev:
+            out[k] = 44
+            k += 1
+        out[k] = 91
+        k += 1
+        lo = a + ebounds[b0 + ev]
+        hi = a + ebounds[b0 + ev + 1]
+        for t in range(lo, hi):
+            if t > lo:
+                out[k] = 44
+                k += 1
+            x = flat[t]
+            k = _copy(out, k, sym_json, sym_off[x], sym_off[x + 1])
+        out[k] = 93
+        k += 1
+    out[k] = 93
+    return k + 1
+
 # Above this longest symbol text the output is sized exactly (a pass over every symbol);
 # at or below it, from the symbol and event counts alone, which over-allocates at most ~10x.
 _SIZE_BY_COUNT_MAX_LEN = 64
@@ -110,25 +223,27 @@ _SIZE_BY_COUNT_MAX_LEN = 64
 
 @_jit
 def _futures_json(ps, starts, flat, pstart, ebstart, ebounds, sym_json, sym_off, sym_max,
-                  counts, agg_text, w_text):
+                  counts, agg_text, agg_at, agg_of, w_text, w_at, w_of):
     """Write ``orjson.dumps`` of the future_potentials list, byte for byte, as uint8.
 
     Entry u is the future events[starts[u]:] of pattern ps[u] (each symbol's JSON string
     taken from ``sym_json[sym_off[x]:sym_off[x + 1]]``, at most ``sym_max`` bytes), its count
-    as an int, and the u-th numbers of ``agg_text`` and ``w_text``, two float64 arrays as
-    orjson writes them, so every float has exactly orjson's text. Counts are positive. The
-    output is sized from the entries' symbol and event counts (every symbol taken at
-    ``sym_max`` bytes) unless symbols are long, then by a pass over every symbol.
+    as an int, and two floats as orjson writes them: number ``agg_of[u]`` of ``agg_text`` and
+    ``w_of[u]`` of ``w_text`` (texts and starts from ``float_texts``), so every float has
+    exactly orjson's text. Counts are positive. ``sym_json`` and the float texts have
+    ``_WORD`` bytes of padding (``_copy``). The output is sized from the entries' symbol and
+    event counts (every symbol taken at ``sym_max`` bytes) unless symbols are long, then by a
+    pass over every symbol.
     """
     ng = ps.shape[0]
-    # The list's brackets and commas (as many as in either float text), the keys and
-    # braces, the floats' text; at most 19 digits per count.
-    sep = ng + 1 if ng else 2
-    size = sep + ng * (_J_FUTURE.shape[0] + _J_AGG.shape[0] + _J_SUP.shape[0]
-                       + _J_TWF.shape[0] + 1 + 19)
-    size += agg_text.shape[0] - sep + w_text.shape[0] - sep
+    # The list's brackets and commas, the keys and braces, at most 19 digits per count, the
+    # floats' text, and the slack of _copy.
+    size = 2 + _WORD + ng * (_J4 + 2 + 19)
     exact = sym_max > _SIZE_BY_COUNT_MAX_LEN
     for u in range(ng):
+        i = agg_of[u]
+        j = w_of[u]
+        size += agg_at[i + 1] - agg_at[i] + w_at[j + 1] - w_at[j]
         p = ps[u]
         a = pstart[p]
         b0 = ebstart[p]
@@ -147,29 +262,29 @@ def _futures_json(ps, starts, flat, pstart, ebstart, ebounds, sym_json, sym_off,
                 size += sym_off[x + 1] - sym_off[x]
     out = np.empty(size, np.uint8)
     k = 0
-    ka = 0  # the '[' or ',' before the next number of agg_text, and of w_text
-    kw = 0
     out[k] = 91  # '['
     k += 1
     for u in range(ng):
         if u:
             out[k] = 44
             k += 1
-        k = _put(out, k, _J_FUTURE, 0, _J_FUTURE.shape[0])
+        k = _copy(out, k, _J, _J0, _J1)
         p = ps[u]
-        k = _put_events(out, k, p, starts[u], ebstart[p + 1] - ebstart[p] - 1, flat, pstart,
-                        ebstart, ebounds, sym_json, sym_off)
-        k = _put(out, k, _J_AGG, 0, _J_AGG.shape[0])
-        ka, k = _next_number(agg_text, ka + 1, out, k)
-        k = _put(out, k, _J_SUP, 0, _J_SUP.shape[0])
+        k = _copy_events(out, k, p, starts[u], ebstart[p + 1] - ebstart[p] - 1, flat, pstart,
+                         ebstart, ebounds, sym_json, sym_off)
+        k = _copy(out, k, _J, _J1, _J2)
+        i = agg_of[u]
+        k = _copy(out, k, agg_text, agg_at[i], agg_at[i + 1] - 1)
+        k = _copy(out, k, _J, _J2, _J3)
         v = counts[u]
         digits = _int_size(v)
         for t in range(digits - 1, -1, -1):
             out[k + t] = 48 + v % 10
             v //= 10
         k += digits
-        k = _put(out, k, _J_TWF, 0, _J_TWF.shape[0])
-        kw, k = _next_number(w_text, kw + 1, out, k)
+        k = _copy(out, k, _J, _J3, _J4)
+        i = w_of[u]
+        k = _copy(out, k, w_text, w_at[i], w_at[i + 1] - 1)
         out[k] = 125  # '}'
         k += 1
     out[k] = 93

@@ -77,14 +77,18 @@ def _lcs(loc, length, pm, words, n, vbuf):
     return total
 
 @_jit
-def _blocks(loc, length, n, pos_ptr, pos, prv, cur, found, queue):
+def _blocks(loc, hit, nh, n, pos_ptr, pos, runs, found, queue):
     """Fill ``found`` with difflib's merged matching blocks (autojunk off); return their count.
 
-    ``prv``/``cur`` are zeroed int arrays of n + 1 entries (left zeroed on return).
+    ``hit[:nh]``: the pattern positions holding a state symbol (``loc[i] >= 0``), ascending;
+    the other positions match nothing and only end the runs, so only these are walked.
+    ``runs`` is a zeroed (2 × (n + 2)) int array (left zeroed on return): row ``prv`` holds the
+    runs ending at the previous pattern position, row ``1 - prv`` the current one's (two rows
+    of one array rather than two arrays swapped: swapping arrays costs reference counting).
     """
     nfound = 0
     queue[0, 0] = 0
-    queue[0, 1] = length
+    queue[0, 1] = hit[nh - 1] + 1 if nh > 0 else 0
     queue[0, 2] = 0
     queue[0, 3] = n
     nq = 1
@@ -97,32 +101,41 @@ def _blocks(loc, length, n, pos_ptr, pos, prv, cur, found, queue):
         besti = alo
         bestj = blo
         bestsize = 0
-        last = -1  # the local symbol whose positions are set in prv
-        for i in range(alo, ahi):
+        last = -1  # the local symbol whose positions are set in prv (the runs ending at row i - 1)
+        last_i = -2
+        prv = 0
+        for h in range(nh):
+            i = hit[h]
+            if i < alo:
+                continue
+            if i >= ahi:
+                break
             x = loc[i]
-            if x >= 0:
-                for t in range(pos_ptr[x], pos_ptr[x + 1]):
-                    j = pos[t]
-                    if j < blo:
-                        continue
-                    if j >= bhi:
-                        break
-                    k = prv[j] + 1  # prv[j] holds the run ending at b[j - 1]
-                    cur[j + 1] = k
-                    if k > bestsize:
-                        besti = i - k + 1
-                        bestj = j - k + 1
-                        bestsize = k
+            if last >= 0 and last_i != i - 1:  # a row without a match ended those runs
+                for t in range(pos_ptr[last], pos_ptr[last + 1]):
+                    runs[prv, pos[t] + 1] = 0
+                last = -1
+            for t in range(pos_ptr[x], pos_ptr[x + 1]):
+                j = pos[t]
+                if j < blo:
+                    continue
+                if j >= bhi:
+                    break
+                k = runs[prv, j] + 1  # the run ending at b[j - 1]
+                runs[1 - prv, j + 1] = k
+                if k > bestsize:
+                    besti = i - k + 1
+                    bestj = j - k + 1
+                    bestsize = k
             if last >= 0:
                 for t in range(pos_ptr[last], pos_ptr[last + 1]):
-                    prv[pos[t] + 1] = 0
-            tmp = prv
-            prv = cur
-            cur = tmp
+                    runs[prv, pos[t] + 1] = 0
+            prv = 1 - prv
             last = x
+            last_i = i
         if last >= 0:
             for t in range(pos_ptr[last], pos_ptr[last + 1]):
-                prv[pos[t] + 1] = 0
+                runs[prv, pos[t] + 1] = 0
         if bestsize > 0:
             found[nfound, 0] = besti
             found[nfound, 1] = bestj
@@ -178,9 +191,9 @@ def _match(cand, flat, pstart, ebstart, ebounds, distinct, local_of, s_loc, n, k
     out_e1 = np.empty(nc, _I64)
     out_e2 = np.empty(nc, _I64)
     loc = np.empty(max_len + 1, _I64)
+    hit = np.empty(max_len + 1, _I64)
     vbuf = np.empty(words, np.uint64)
-    prv = np.zeros(n + 2, _I64)
-    cur = np.zeros(n + 2, _I64)
+    runs = np.zeros((2, n + 2), _I64)
     found = np.empty((n + 1, 3), _I64)
     queue = np.empty((2 * n + 4, 4), _I64)
     seen = np.zeros(k_state, np.uint8)
@@ -200,6 +213,7 @@ def _match(cand, flat, pstart, ebstart, ebounds, distinct, local_of, s_loc, n, k
             x = local_of[flat[a + t]]
             loc[t] = x
             if x >= 0:
+                hit[hits] = t
                 hits += 1
         if jac_on:
             overlap = 0
@@ -230,7 +244,7 @@ def _match(cand, flat, pstart, ebstart, ebounds, distinct, local_of, s_loc, n, k
                 continue
         r = 0
         if hits > 0:
-            r = _blocks(loc, length, n, pos_ptr, pos, prv, cur, found, queue)
+            r = _blocks(loc, hit, hits, n, pos_ptr, pos, runs, found, queue)
         if r == 0:
             if theta > 0:
                 continue
@@ -302,8 +316,8 @@ def _top_blocks(cp, e1, e2, flat, pstart, ebstart, ebounds, local_of, n, pos_ptr
     """
     nc = cp.shape[0]
     loc = np.empty(max_len + 1, _I64)
-    prv = np.zeros(n + 2, _I64)
-    cur = np.zeros(n + 2, _I64)
+    hit = np.empty(max_len + 1, _I64)
+    runs = np.zeros((2, n + 2), _I64)
     found = np.empty((n + 1, 3), _I64)
     queue = np.empty((2 * n + 4, 4), _I64)
     per = np.zeros(nc, _I64)
@@ -323,10 +337,11 @@ def _top_blocks(cp, e1, e2, flat, pstart, ebstart, ebounds, local_of, n, pos_ptr
             x = local_of[flat[a + t]]
             loc[t] = x
             if x >= 0:
+                hit[hits] = t
                 hits += 1
         if hits == 0:
             continue
-        r = _blocks(loc, length, n, pos_ptr, pos, prv, cur, found, queue)
+        r = _blocks(loc, hit, hits, n, pos_ptr, pos, runs, found, queue)
         per[c] = r
         for u in range(r):
             out[k, 0] = found[u, 1]

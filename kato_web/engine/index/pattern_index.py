@@ -57,8 +57,9 @@ from . import compiled
 from . import options as _opt
 from .candidates import _count_bound, candidate_positions
 from .columns import PatternColumns
-from .ensemble import _domain, _ensemble, _entropies, _first_members, universe_ranks
-from .json_writers import _futures_json, predictions_json
+from .ensemble import (_domain, _ensemble, _entropies, _first_members, _group_order, top_ranked,
+                       universe_ranks)
+from .json_writers import _futures_json, float_texts, predictions_json
 from .matching import _match, _top_blocks, encode_state
 
 __all__ = ["PatternIndex", "warm_up"]
@@ -187,7 +188,7 @@ class PatternIndex(PatternColumns):
         (ev, conf, snr, itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw,
          gcount, agg, grep, total_f, evidence_sum, pi) = _ensemble(
             cp, sim, m_arr, r_arr, e1, e2, self._flat, self._pstart, self._ebstart, self._ebounds,
-            self._freq, self._pmf, self._has_pmf, int(stats.total_unique_patterns),
+            self._fhash, self._freq, self._pmf, self._has_pmf, int(stats.total_unique_patterns),
             int(stats.total_pattern_frequencies), n, local_of, local_node, counts, local_rank, dom,
             dom_rank, n_symbols, self._max_len, whole)
         options = None
@@ -213,18 +214,25 @@ class PatternIndex(PatternColumns):
         elif values is None:  # a weighted_* key with affinity off: every value null, name order
             values = np.zeros(cp.shape[0])
         # Descending by value, ties by name ascending (decision 5): name = digest byte order.
-        # lexsort's result in two sorts rather than four: the digests' first words alone order
-        # the names unless two of them are equal.
+        # Only the top max_predictions are ranked (top_ranked), and the future groups are
+        # ordered by their first member in that ranking without ranking the rest
+        # (_group_order); a NaN value (never seen; sorts last) ranks every candidate instead.
         digest = self._digest[cp]
-        by_name = np.argsort(digest[:, 0])
-        head = digest[by_name, 0]
-        if np.any(head[1:] == head[:-1]):
+        values = np.ascontiguousarray(values, np.float64)
+        if np.isnan(values).any() or np.isnan(agg).any():
             by_name = np.lexsort((digest[:, 2], digest[:, 1], digest[:, 0]))
-        ranked = by_name[np.argsort(-values[by_name], kind="stable")]
+            ranked = by_name[np.argsort(-values[by_name], kind="stable")]
+            top = ranked[: max(0, int(cfg.max_predictions))]
+            groups, members = _first_members(ranked, group_of, gw.shape[0])
+            by_agg = np.argsort(-agg[groups], kind="stable")
+            group_order = (groups[by_agg], members[by_agg])
+        else:
+            top = top_ranked(values, digest, int(cfg.max_predictions))
+            group_order = None  # _build orders the groups by (values, digest)
 
         with _collector_paused():
             predictions, future_potentials = self._build(
-                stm, s, n, cfg, started, ranked, cp, sim, m_arr, r_arr, e1, e2, ev, conf, snr,
+                stm, s, n, cfg, started, (top, values, digest, group_order), cp, sim, m_arr, r_arr, e1, e2, ev, conf, snr,
                 itfdf, pot, confl, tfidf, prob, strength, info, prior, post, group_of, gw, gcount,
                 agg, freq, local_of, pos_ptr, pos, (stats, whole), futures_json,
                 (state_names, s_loc) if predictions_json else None, options)
@@ -280,8 +288,10 @@ class PatternIndex(PatternColumns):
                agg, freq, local_of, pos_ptr, pos, scope, futures_json, as_json, options=None):
         """Build the top predictions' 34-key objects (or, given ``as_json`` = (the state's
         distinct symbols, their local ids in the state), their JSON) and the future_potentials
-        list (or its JSON bytes)."""
-        top = ranked[: max(0, int(cfg.max_predictions))]
+        list (or its JSON bytes). ``ranked``: (the top candidates in rank order, the values and
+        name digests they were ranked by, and the future groups' order as (groups, first
+        members), or None to derive it from those values and digests)."""
+        top, values, digest, group_order = ranked
         predictions = []
         # The top's entropies (per present, or whole pattern on a finalized node).
         entropies = self._entropies(cp[top], e1[top], e2[top], *scope)
@@ -371,17 +381,16 @@ class PatternIndex(PatternColumns):
         ngroups = gw.shape[0]
         if ngroups == 0:
             return predictions, (b"[]" if futures_json else [])
-        groups, members = _first_members(ranked, group_of, ngroups)
-        by_agg = np.argsort(-agg[groups], kind="stable")
-        group_order, reps = groups[by_agg], members[by_agg]
+        if group_order is None:
+            group_order, reps = _group_order(values, digest, group_of, agg)
+        else:
+            group_order, reps = group_order
         if futures_json:
             sym_json, sym_off = self._symbol_json()
-            numbers = orjson.OPT_SERIALIZE_NUMPY  # float64s in the very text of Python floats
             future_potentials = _futures_json(
                 cp[reps], e2[reps], self._flat, self._pstart, self._ebstart, self._ebounds,
                 sym_json, sym_off, self._sym_json_max, gcount[group_order],
-                np.frombuffer(orjson.dumps(agg[group_order], option=numbers), np.uint8),
-                np.frombuffer(orjson.dumps(gw[group_order], option=numbers), np.uint8)).tobytes()
+                *float_texts(agg[group_order]), *float_texts(gw[group_order])).tobytes()
             self._phase("future_potentials", started, groups=ngroups)
             return predictions, future_potentials
         events, bounds = self._event_lists(cp[reps], e2[reps])
@@ -543,6 +552,7 @@ def warm_up() -> bool:
     long_state = [[f"s{i}"] for i in range(70)] + [["a"]]
     index.predict(long_state, stats, PredictConfig(recall_threshold=0.0))
     one = np.ones(1, _I64)
+    _first_members(one * 0, one * 0, 1)  # the ranking of a NaN value (PatternIndex._predict)
     _count_bound(index._indptr, index._positions, index._counts, one * 0, one, index._indexed,
                  index._n, index._pstart, 3, 0.5, 0, 10, 0, np.zeros(index._indexed, np.int32))
     _kernels_ready.set()

@@ -321,7 +321,9 @@ def test_add_many_equals_add():
         many.add_many([(records[0].name, records[0].events, 1, (), 5)])
     assert one._flat_len == many._flat_len and one._eb_len == many._eb_len
     used = {"_flat": one._flat_len, "_ebounds": one._eb_len}
-    for attr in ("_flat", "_pstart", "_ebounds", "_ebstart", "_freq", "_seq", "_distinct", "_digest"):
+    used["_fhash"] = one._eb_len
+    for attr in ("_flat", "_pstart", "_ebounds", "_fhash", "_ebstart", "_freq", "_seq", "_distinct",
+                 "_digest"):
         size = used.get(attr, len(one) + 1)
         assert (getattr(one, attr)[:size] == getattr(many, attr)[:size]).all(), attr
     assert list(one.records()) == list(many.records())
