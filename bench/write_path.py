@@ -130,9 +130,24 @@ def main(argv: list[str] | None = None) -> int:
     engine = app.extensions["kato"].db.engine
     statements: Counter = Counter()
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _count(_conn, _cursor, statement, _params, _context, _many):
+    def _count(statement: str) -> None:
         statements[" ".join(statement.split())[:60]] += 1
+
+    # Counted at the driver: the write path sends some statements past SQLAlchemy's events.
+    if app.extensions["kato"].db.sqlite:
+        @event.listens_for(engine, "before_cursor_execute")
+        def _count_core(_conn, _cursor, statement, _params, _context, _many):
+            _count(statement)
+    else:
+        import psycopg
+
+        execute = psycopg.Cursor.execute
+
+        def _counted_execute(self, query, *args, **kwargs):
+            _count(query if isinstance(query, str) else str(query))
+            return execute(self, query, *args, **kwargs)
+
+        psycopg.Cursor.execute = _counted_execute
 
     for scenario in args.scenario or SCENARIOS:
         client = app.test_client()

@@ -65,7 +65,7 @@ def _save(ctx: Context, conn, session_id: str, **values) -> None:
     """Write a session `_load` read, sliding its expiry."""
     slide_at = slide_time(ctx)
     if values or slide_at is not None:
-        repo.update_session(conn, session_id, slide_at=slide_at, **values)
+        repo.update_session_written(conn, session_id, slide_at=slide_at, **values)
 
 
 def store_learn(ctx: Context, conn, kb_id: str, request: LearnRequest, persistence: int) -> dict:

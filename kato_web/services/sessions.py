@@ -98,9 +98,12 @@ def open_session_with_defaults(ctx: Context, conn, session_id: str, shape: str =
     same transaction with `repo.update_session(..., slide_at=slide_time(ctx))`.
     """
     now = ctx.clock()
-    row, settings = repo.touch_session(conn, session_id, now,
-                                       slide=ctx.config.session_auto_extend and not slide_later,
-                                       with_settings=True, with_node=with_node)
+    if slide_later and not with_node:  # the write path: its statement goes straight to the driver
+        row, settings = repo.lock_session_for_write(conn, session_id, now)
+    else:
+        row, settings = repo.touch_session(conn, session_id, now,
+                                           slide=ctx.config.session_auto_extend and not slide_later,
+                                           with_settings=True, with_node=with_node)
     if row is None:
         raise SessionNotFound(session_id, shape)
     return row, defaults_from_settings(ctx, settings)

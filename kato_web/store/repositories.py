@@ -219,6 +219,106 @@ def touch_session(conn: Connection, session_id: str, now: float, slide: bool,
     return _split_settings(row) if row else (None, {})
 
 
+# The write path's two statements (observe, observe-sequence, learn: lock and read the session
+# with the server settings, then write it), sent straight to the driver. Through SQLAlchemy Core
+# each cost more Python than the database spent on it: compiling the cache key, building the
+# result's metadata and a mapping row, running the type processors one column at a time
+# (measured: ~0.2 ms of an observe's ~1 ms of app CPU). The SQL is the same as the Core forms
+# above (touch_session(slide=False, lock=True, with_settings=True) and update_session(slide_at=…));
+# the JSON columns are decoded and encoded by jsoncodec as the engine's JSON type does.
+_LOCKED_COLUMNS = ("session_id", "node_id", "kb_id", "created_at", "expires_at", "ttl_seconds", "metadata",
+                   "config", "state", "access_count")
+_LOCK_FOR_WRITE = {
+    "postgresql": ("SELECT " + ", ".join(_LOCKED_COLUMNS)
+                   + ", (SELECT json_object_agg(settings.key, settings.value) FROM settings)"
+                   " FROM sessions WHERE session_id = %(sid)s AND expires_at > %(now)s FOR UPDATE OF sessions"),
+    "sqlite": ("SELECT " + ", ".join(_LOCKED_COLUMNS)
+               + ", (SELECT json_group_object(settings.key, json(settings.value)) FROM settings)"
+               " FROM sessions WHERE session_id = :sid AND expires_at > :now"),
+}
+_WRITE_JSON_COLUMNS = frozenset(("state", "prediction_input", "predictions"))
+
+
+def _placeholder(dialect: str, name: str) -> str:
+    return f"%({name})s" if dialect == "postgresql" else f":{name}"
+
+
+def _driver_execute(conn: Connection, sql: str, params: dict, fetch: bool = False):
+    """Run `sql` on the connection's driver connection, in its transaction; return the first row
+    when `fetch`.
+
+    A driver error goes through SQLAlchemy's own handling, as for any statement: it is raised
+    wrapped (sqlalchemy.exc.OperationalError for a database that went away, answered 503), and
+    a disconnect invalidates the connection and the pool.
+    """
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchone() if fetch else None
+    except BaseException as err:
+        conn._handle_dbapi_exception(err, sql, params, cursor, None)
+        raise  # not reached: the handler raises
+    finally:
+        cursor.close()
+
+
+def _json_value(value):
+    """A JSON column's value as the driver hands it: text on SQLite, decoded on PostgreSQL."""
+    return jsoncodec.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def lock_session_for_write(conn: Connection, session_id: str, now: float) -> tuple[dict | None, dict]:
+    """Return (live session row locked until commit, server settings), or (None, {}).
+
+    The row is touch_session(slide=False, lock=True, with_settings=True)'s: without the
+    observe-time predictions; the write that follows slides the expiry (update_session_written).
+    """
+    dialect = conn.dialect.name
+    if dialect not in _LOCK_FOR_WRITE:
+        return touch_session(conn, session_id, now, slide=False, lock=True, with_settings=True)
+    found = _driver_execute(conn, _LOCK_FOR_WRITE[dialect], {"sid": session_id, "now": now}, fetch=True)
+    if found is None:
+        return None, {}
+    row = dict(zip(_LOCKED_COLUMNS, found))
+    for key in ("metadata", "config", "state"):
+        row[key] = _json_value(row[key])
+    return row, _json_value(found[-1]) or {}
+
+
+def update_session_written(conn: Connection, session_id: str, slide_at: float | None, **values: Any) -> None:
+    """update_session(conn, session_id, slide_at=slide_at, **values) for the JSON columns a write
+    changes (state, prediction_input, predictions), straight on the driver.
+
+    None is written as SQL NULL, as update_session does.
+    """
+    dialect = conn.dialect.name
+    if dialect not in _LOCK_FOR_WRITE or not _WRITE_JSON_COLUMNS.issuperset(values):
+        update_session(conn, session_id, slide_at=slide_at, **values)
+        return
+    keys = tuple(sorted(values))
+    nulls = tuple(k for k in keys if values[k] is None)
+    slide = slide_at is not None
+    if not keys and not slide:
+        return
+    key = ("update_session_written", dialect, keys, nulls, slide)
+    sql = _statements.get(key)
+    if sql is None:
+        cast = "::json" if dialect == "postgresql" else ""
+        sets = [f"{k} = NULL" if k in nulls else f"{k} = {_placeholder(dialect, 'v_' + k)}{cast}" for k in keys]
+        if slide:
+            new_expiry = f"{_placeholder(dialect, 'slide_at')} + sessions.ttl_seconds"
+            sets.append(f"expires_at = CASE WHEN (sessions.expires_at < {new_expiry}) THEN {new_expiry} "
+                        "ELSE sessions.expires_at END")
+            sets.append("access_count = (sessions.access_count + 1)")
+        sql = _statements[key] = (f"UPDATE sessions SET {', '.join(sets)} "
+                                  f"WHERE sessions.session_id = {_placeholder(dialect, 'sid')}")
+    params = {"v_" + k: jsoncodec.dumps(v) for k, v in values.items() if v is not None}
+    params["sid"] = session_id
+    if slide:
+        params["slide_at"] = slide_at
+    _driver_execute(conn, sql, params)
+
+
 def get_session(conn: Connection, session_id: str) -> dict | None:
     row = conn.execute(select(sessions_t).where(sessions_t.c.session_id == session_id)).mappings().first()
     return dict(row) if row else None
