@@ -461,12 +461,13 @@ def kernels_cached() -> bool:
 
 
 # A first start compiles the kernels in two processes at once (kato_web/services/kernels.py), each
-# into numba's on-disk cache. The second part compiles these three kernels (and what they call),
-# the first part all the others: ~9 and ~11 s of the ~21 s of one process on this machine
-# (2026-12-04). The split only decides who compiles what; any kernel it misses is compiled by
-# the serving process from the cache's gaps, as before, so a stale split costs time, never
-# correctness (tests/unit/test_kernel_cache.py checks that the two parts leave no gap).
-_SECOND_PART = frozenset({"_ensemble", "_predictions_json", "_futures_json"})
+# into numba's on-disk cache. The second part compiles these four kernels (and what they call),
+# the first part all the others: ~11 s each of the ~22 s the top-level kernels take in one
+# process on this machine (2026-12-04). The split only decides who compiles what; any kernel it
+# misses is compiled by the serving process from the cache's gaps, as before, so a stale split
+# costs time, never correctness (tests/unit/engine/test_index_kernels.py checks that the two
+# parts leave no gap).
+_SECOND_PART = frozenset({"_ensemble", "_count_bound", "_predictions_json", "_futures_json"})
 # How long a part waits for the other to cache a kernel it cannot run as plain Python.
 _BORROW_WAIT_S = 90.0
 
