@@ -165,6 +165,8 @@ class ServerSettings(_Settings):
     max_requests: int = Field(default=20000, ge=0)
     max_requests_jitter: int = Field(default=2000, ge=0)
     backlog: int = Field(default=2048, ge=1)
+    # Spread new connections evenly over the workers (web/balanced_worker.py); off: plain gthread.
+    balance_connections: bool = True
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     # gunicorn's control socket (gunicornc): unset gives each instance its own path under
