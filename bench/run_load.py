@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import load_node  # noqa: E402
+from bench import load_node, pacing  # noqa: E402
 from tests.support import Nginx, free_port  # noqa: E402
 
 SCENARIOS = ("mix", "observe", "predict", "batch", "learn", "health")
@@ -239,6 +239,9 @@ def run(argv: list[str] | None = None) -> tuple[int, dict]:
     parser.add_argument("--rate", type=float, default=0,
                         help="offered load: tasks per second of all users together (Locust constant "
                              "throughput); default: back to back")
+    parser.add_argument("--pacing", choices=("steady", "locust"), default="steady",
+                        help="with --rate: each user on a fixed clock (steady, bench/pacing.py) or "
+                             "Locust's constant_throughput (its users fall into step after a stall)")
     args = parser.parse_args(argv)
 
     default_workers, default_threads = default_layout()
@@ -252,6 +255,7 @@ def run(argv: list[str] | None = None) -> tuple[int, dict]:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     layout = f"-i{args.instances}" + ("n" if args.instances > 1 or args.nginx else "")
     prefix = RESULTS / f"{args.scenario}-u{args.users}-w{workers}t{threads}{layout}{args.tag}-{stamp}"
+    trace = prefix.with_name(prefix.name + "_starts.txt")  # each request's start time (Locust)
     procs, nginx = [], None
     try:
         for _ in range(max(1, args.instances)):
@@ -273,19 +277,28 @@ def run(argv: list[str] | None = None) -> tuple[int, dict]:
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         env = dict(os.environ, KATO_LOAD_NODE=args.node, KATO_LOAD_SEED=str(args.seed),
-                   KATO_LOAD_USER_RATE=repr(args.rate / args.users if args.rate else 0.0))
+                   KATO_LOAD_USER_RATE=repr(args.rate / args.users if args.rate else 0.0),
+                   KATO_LOAD_PACING=args.pacing, KATO_LOAD_TRACE=str(trace))
         cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / f"{args.scenario}.py"),
                "--headless", "-u", str(args.users), "-r", str(args.spawn_rate or args.users),
                "-t", args.duration, "--host", url, "--csv", str(prefix), "--only-summary",
                "--stop-timeout", "10", "--loglevel", "WARNING"]
         locust = subprocess.run(cmd, cwd=ROOT, env=env)
         children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = _cpu_used(cpu_before, _server_cpu(proc, run_db, nginx_proc))
+        cpu_after = _server_cpu(proc, run_db, nginx_proc)
+        cpu = _cpu_used(cpu_before, cpu_after)
+        # Each gunicorn process's share (the master's first): a worker that holds more of the
+        # keep-alive connections than the others serves more of the load.
+        per_process = [round(v - cpu_before["gunicorn"].get(pid, 0.0), 2) for pid, v in cpu_after["gunicorn"].items()]
         cpu["locust"] = (children_after.ru_utime + children_after.ru_stime
                          - children_before.ru_utime - children_before.ru_stime)
         load_after = os.getloadavg()[0]
         metrics = requests.get(url + "/metrics", timeout=30).json()
         prefix.with_name(prefix.name + "_server_metrics.json").write_text(json.dumps(metrics, indent=1))
+        # The server's own view of each route's time (the app's latency histogram), next to
+        # Locust's: the gap is queueing in gunicorn, the network and the client.
+        prom = requests.get(url + "/metrics", params={"format": "prometheus"}, timeout=30).text
+        prefix.with_name(prefix.name + "_server_metrics.prom").write_text(prom)
     finally:
         if nginx is not None:
             nginx.stop()
@@ -302,6 +315,11 @@ def run(argv: list[str] | None = None) -> tuple[int, dict]:
     # (throughput is not), and 2000 / their sum estimates requests/s on 2 idle cores.
     if agg.get("requests"):
         line["cpu_ms_per_request"] = {k: round(1000.0 * v / agg["requests"], 3) for k, v in cpu.items()}
+        line["gunicorn_cpu_s_by_process"] = per_process
+    if args.rate:
+        line["pacing"] = args.pacing
+    if trace.exists():  # how evenly the requests arrived (10 ms bins; bench/pacing.py)
+        line["arrivals"] = pacing.burstiness([float(t) for t in trace.read_text().split()])
     prefix.with_name(prefix.name + "_summary.json").write_text(json.dumps({"aggregated": line, "by_name": summary},
                                                                            indent=1))
     print(json.dumps(line))

@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from locust import HttpUser, constant, constant_throughput  # noqa: E402
+from locust import HttpUser, constant, constant_throughput, events  # noqa: E402
 from locust.contrib.fasthttp import FastHttpUser  # noqa: E402
 
 from bench.load_node import Vocabulary  # noqa: E402
+from bench.pacing import steady_throughput  # noqa: E402
 
 # The node the loader filled (make load: bench/run_load.py passes it on).
 LOAD_NODE = os.environ.get("KATO_LOAD_NODE", "load")
@@ -40,17 +41,38 @@ _Base = HttpUser if os.environ.get("KATO_LOCUST_CLIENT") == "requests" else Fast
 HEADERS = {"Accept-Encoding": "gzip, deflate"}
 
 
-# Offered load (bench/run_load.py --rate): each user runs at most this many tasks a second
-# (Locust's constant throughput), so the users together offer a fixed rate instead of sending
-# back to back.
+# Offered load (bench/run_load.py --rate): each user runs this many tasks a second, so the users
+# together offer a fixed rate instead of sending back to back. "steady" (the default) gives
+# each user a fixed clock (bench/pacing.py: why); "locust" is Locust's own constant_throughput,
+# whose users fall into step after a stall and then send in bursts.
 _RATE = float(os.environ.get("KATO_LOAD_USER_RATE", "0"))
+_PACING = os.environ.get("KATO_LOAD_PACING", "steady")
+
+if _RATE > 0:
+    _WAIT = steady_throughput(_RATE, SEED) if _PACING == "steady" else constant_throughput(_RATE)
+else:
+    _WAIT = constant(0)
+
+# KATO_LOAD_TRACE=<file>: every request's start time (seconds, one per line), to see how
+# evenly the users spread their requests.
+_TRACE = os.environ.get("KATO_LOAD_TRACE")
+_starts: list[float] = []
+if _TRACE:
+    @events.request.add_listener
+    def _record(start_time=None, **_kwargs):
+        if start_time is not None:
+            _starts.append(start_time)
+
+    @events.quitting.add_listener
+    def _write(**_kwargs):
+        Path(_TRACE).write_text("\n".join(f"{t:.6f}" for t in _starts))
 
 
 class KatoUser(_Base):
     """A client with its own KATO session on `node_id`, and a seeded symbol source."""
 
     abstract = True
-    wait_time = constant_throughput(_RATE) if _RATE > 0 else constant(0)
+    wait_time = _WAIT
     node_id = LOAD_NODE
     session_config: dict | None = None
 
