@@ -44,12 +44,13 @@ def _in_use() -> int:
 
 
 def assign_slot(worker, live_workers) -> None:
-    """Give `worker` (about to be forked) a table slot no live worker holds (gunicorn's pre_fork
-    hook, in the master): the slot is its `age` modulo SLOTS unless that is taken."""
+    """Give `worker` (about to be forked) the lowest table slot no live worker holds (gunicorn's
+    pre_fork hook, in the master). A replacement for a dead or recycled worker takes its slot
+    back, so the table scanned stays as long as the most workers ever alive at once."""
     taken = {getattr(w, "kato_slot", None) for w in live_workers if w is not worker}
-    slot = worker.age % SLOTS
-    while slot in taken:
-        slot = (slot + 1) % SLOTS
+    slot = 0
+    while slot in taken and slot < SLOTS - 1:
+        slot += 1
     worker.kato_slot = slot
     _ENTRY.pack_into(_table, _offset(slot), 0, 0, 0.0)
     if slot >= _in_use():

@@ -22,6 +22,15 @@ def _worker(slot: int, pid: int, conns: int) -> bw.BalancedThreadWorker:
     return w
 
 
+def _plan(n: int) -> None:
+    """Assign slots 0 … n-1 as the master does for n workers."""
+    live = []
+    for age in range(1, n + 1):
+        w = _Planned(age)
+        bw.assign_slot(w, live)
+        live.append(w)
+
+
 @pytest.fixture(autouse=True)
 def empty_table():
     bw._table[:] = bytes(len(bw._table))
@@ -35,22 +44,28 @@ def test_slots_are_never_shared_by_live_workers():
         w = _Planned(age)
         bw.assign_slot(w, live)
         live.append(w)
-    assert [w.kato_slot for w in live] == [1, 2, 3]
-    # A replacement whose age maps onto a live worker's slot gets the next free one.
-    late = _Planned(2 + bw.SLOTS)
-    bw.assign_slot(late, live)
-    assert late.kato_slot == 4
-    # A slot freed by a dead worker is reused, and its old entry cleared.
+    assert [w.kato_slot for w in live] == [0, 1, 2]
+    assert bw._in_use() == 3
+    # A replacement for a dead worker (gunicorn recycles workers all the time: ages keep
+    # growing) takes the freed slot, and its old entry is cleared; the table does not grow.
     bw._ENTRY.pack_into(bw._table, bw._offset(1), 999, 7, time.monotonic())
-    again = _Planned(1 + bw.SLOTS)
-    bw.assign_slot(again, live[1:])
-    assert again.kato_slot == 1
+    for age in range(4, 4 + 3 * bw.SLOTS):
+        again = _Planned(age)
+        bw.assign_slot(again, [live[0], live[2]])
+        assert again.kato_slot == 1
     assert bw._ENTRY.unpack_from(bw._table, bw._offset(1)) == (0, 0, 0.0)
+    assert bw._in_use() == 3
+    # With every slot held, a new worker still gets one (the last).
+    held = [_Planned(0) for _ in range(bw.SLOTS)]
+    for i, w in enumerate(held):
+        w.kato_slot = i
+    extra = _Planned(10_000)
+    bw.assign_slot(extra, held)
+    assert extra.kato_slot == bw.SLOTS - 1
 
 
 def test_a_worker_stops_accepting_only_when_ahead_of_the_least_loaded():
-    for age in (0, 1, 2):
-        bw.assign_slot(_Planned(age), [])
+    _plan(3)
     a, b, c = _worker(0, 101, 5), _worker(1, 102, 4), _worker(2, 103, 9)
     for w in (a, b, c):
         w._publish()
@@ -66,8 +81,7 @@ def test_a_worker_stops_accepting_only_when_ahead_of_the_least_loaded():
 
 
 def test_a_silent_worker_does_not_hold_the_others_back():
-    for age in (0, 1):
-        bw.assign_slot(_Planned(age), [])
+    _plan(2)
     busy, stuck = _worker(0, 201, 12), _worker(1, 202, 0)
     busy._publish()
     stuck._publish()
@@ -80,6 +94,6 @@ def test_a_silent_worker_does_not_hold_the_others_back():
 
 def test_a_worker_without_a_slot_balances_nothing():
     lone = _worker(-1, 301, 50)
-    bw.assign_slot(_Planned(0), [])
+    _plan(1)
     _worker(0, 302, 0)._publish()
     assert not lone._ahead()
