@@ -6,6 +6,7 @@ import http.client
 import os
 import signal
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -41,9 +42,25 @@ def _open_at_once(server, n: int) -> list[tuple[http.client.HTTPConnection, int]
     return opened
 
 
+def _wait_for_both_workers(server, timeout: float = 90.0) -> None:
+    """Return once both workers have answered. /health answering proves only one is up: on a
+    fresh clone the other may still be starting (a worker not yet serving publishes nothing and
+    rightly holds nobody back, so every connection would go to the first)."""
+    seen, deadline = set(), time.time() + timeout
+    while len(seen) < 2 and time.time() < deadline:
+        conn, pid = _connect(server)
+        conn.close()  # closed at once: neither worker keeps a count from this
+        seen.add(pid)
+        if len(seen) < 2:
+            time.sleep(0.05)
+    assert len(seen) == 2, f"only {seen} answered in {timeout} s"
+    time.sleep(0.3)  # both have refreshed their entries since the probes closed
+
+
 @pytest.fixture()
 def server(database_url):
     srv = Gunicorn(database_url, workers=2, threads=4).wait_ready()
+    _wait_for_both_workers(srv)
     yield srv
     srv.stop()
 
