@@ -30,7 +30,7 @@ SLOTS = 256  # KATO_WORKERS' upper bound (config.ServerSettings)
 STALE_SECONDS = 2.0  # a live worker refreshes its entry at least once a second
 SLACK = 1  # accept while holding at most this many connections more than the least loaded
 
-_HEADER = struct.Struct("q")  # how many slots have ever been assigned (entries to scan)
+_HEADER = struct.Struct("q")  # one past the highest slot ever assigned: the entries to scan
 # MAP_SHARED | MAP_ANONYMOUS: the master's forks all map the same pages.
 _table = mmap.mmap(-1, _HEADER.size + _ENTRY.size * SLOTS)
 
