@@ -87,18 +87,13 @@ class BalancedThreadWorker(ThreadWorker):
         """Whether this worker holds more than SLACK connections above the least-loaded one."""
         if self.kato_slot is None or self.kato_slot < 0:
             return False
-        me = self.pid
-        now = time.monotonic()
-        least = None
-        for i in range(_in_use()):
-            pid, conns, seen = _ENTRY.unpack_from(_table, _offset(i))
-            if pid and pid != me and now - seen <= STALE_SECONDS:
-                least = conns if least is None else min(least, conns)
-        return least is not None and self.nr_conns > least + SLACK
+        others = [conns for pid, conns in live_connections().items() if pid != self.pid]
+        return bool(others) and self.nr_conns > min(others) + SLACK
 
     def set_accept_enabled(self, enabled):
         # gthread's loop calls this whenever its own rule (below worker_connections) differs
-        # from the current state: while this worker is held back it asks again every loop.
+        # from the current state: while this worker is held back it asks again every loop
+        # (at least once a second), so it resumes once the others have caught up.
         super().set_accept_enabled(enabled and not self._ahead())
 
     def accept(self, listener):
@@ -109,6 +104,4 @@ class BalancedThreadWorker(ThreadWorker):
 
     def wait_for_and_dispatch_events(self, timeout):
         self._publish()
-        if not self._accepting and self.nr_conns < self.worker_connections and not self._ahead():
-            super().set_accept_enabled(True)
         super().wait_for_and_dispatch_events(timeout)
